@@ -1,0 +1,88 @@
+"""ClusterIP Services: traffic reaches every replica, fairly; EndpointSlices follow the ready pods."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.diagnostics import Diagnose
+from fixtures.workloads import Backend, ServiceRef, Workloads
+from netconform import probes
+from netconform.diagnose import summarize_counts
+from netconform.probes import ProbePod
+
+pytestmark = pytest.mark.clusterip
+
+REPLICAS = 3
+
+
+@pytest.fixture(scope="module")
+def web(workloads: Workloads) -> Backend:
+    """Three netexec replicas that answer with their hostname."""
+    return workloads.server("web", replicas=REPLICAS)
+
+
+@pytest.fixture(scope="module")
+def service(workloads: Workloads, web: Backend) -> ServiceRef:
+    """A ClusterIP Service in front of the replicas, ready when its EndpointSlices list them all."""
+    svc = workloads.service("clusterip", "service", NAME="web")
+    workloads.wait_endpoints("web", web.ips)
+    return svc
+
+
+def check_spread(diagnose: Diagnose, client: ProbePod, svc: ServiceRef, backends: set[str]) -> None:
+    __tracebackhide__ = True
+    count = probes.requests_for_spread(len(backends))
+    url = f"http://{svc.cluster_ip}:{svc.port()}/hostname"
+    got = probes.spread(client, url, count)
+    floor = count / len(backends) / 3
+    diagnose.involve(svc.namespace, client.name, *backends)
+    objects = [client.describe(), f"service {svc.namespace}/{svc.name} ({svc.cluster_ip})",
+               f"replicas {', '.join(sorted(backends))}"]
+    repro = client.repro(got.command)
+    diagnose.check(got.failures == 0, "requests to the ClusterIP failed",
+                   expected=f"{count} answers", observed=f"{got.failures} of {count} failed; answers "
+                   f"{summarize_counts(got.counts)}", objects=objects, reproduce=repro)
+    missing = backends - set(got.counts)
+    diagnose.check(not missing, "the ClusterIP does not reach every replica",
+                   expected=f"each of {len(backends)} replicas answers some of {count} requests",
+                   observed=f"never answered: {', '.join(sorted(missing))}; answers {summarize_counts(got.counts)}",
+                   objects=objects, reproduce=repro)
+    strangers = set(got.counts) - backends
+    diagnose.check(not strangers, "answers came from pods that are not the Service's current replicas",
+                   expected=", ".join(sorted(backends)), observed=summarize_counts(got.counts),
+                   objects=objects, reproduce=repro)
+    starved = {k: v for k, v in got.counts.items() if v < floor}
+    diagnose.check(not starved, "the ClusterIP spreads requests unfairly",
+                   expected=f"every replica at least a third of its fair share ({floor:.1f} of {count})",
+                   observed=summarize_counts(got.counts), objects=objects, reproduce=repro)
+
+
+def test_clusterip_spreads_requests_over_every_replica(diagnose: Diagnose, client: ProbePod, service: ServiceRef,
+                                                       web: Backend) -> None:
+    """Requests to the ClusterIP reach all 3 replicas, none with less than a third of its fair share."""
+    check_spread(diagnose, client, service, web.names)
+
+
+def test_clusterip_endpointslices_list_exactly_the_ready_pods(diagnose: Diagnose, workloads: Workloads,
+                                                              service: ServiceRef, web: Backend) -> None:
+    """The Service's EndpointSlices list exactly the ready pod IPs on the target port."""
+    expected = {(ip, 8080) for ip in web.ips}
+    observed = workloads.endpoint_addresses(service.name)
+    diagnose.check(observed == expected, "EndpointSlices do not match the ready pods",
+                   expected=str(sorted(expected)), observed=str(sorted(observed)),
+                   objects=[f"service {service.namespace}/{service.name}"],
+                   reproduce=workloads.kube.kubectl("get", "endpointslices", "-n", service.namespace, "-l",
+                                                    f"kubernetes.io/service-name={service.name}", "-o", "wide"))
+
+
+def test_clusterip_converges_after_a_pod_is_deleted(diagnose: Diagnose, workloads: Workloads, client: ProbePod,
+                                                     service: ServiceRef, web: Backend) -> None:
+    """After one replica is deleted, the EndpointSlices follow the new pod set and traffic reaches all 3 again."""
+    victim = sorted(web.pods, key=lambda p: p.name)[0]
+    workloads.delete_pod(victim.name)
+    pods = workloads.wait_ready("app=web", REPLICAS, "Deployment web after a pod deletion")
+    names = {p.name for p in pods}
+    diagnose.check(victim.name not in names, "the deleted pod is still listed as ready",
+                   expected=f"{victim.name} gone", observed=", ".join(sorted(names)))
+    workloads.wait_endpoints(service.name, {p.ip for p in pods})
+    check_spread(diagnose, client, service, names)

@@ -1,0 +1,82 @@
+"""Headless Services: no ClusterIP; the name resolves to exactly the ready pod IPs and follows a scale-up."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.cluster import ClusterHandle
+from fixtures.diagnostics import Diagnose
+from fixtures.workloads import Backend, ServiceRef, Workloads
+from netconform import probes
+from netconform.probes import ProbePod
+
+pytestmark = [pytest.mark.headless, pytest.mark.requires("dns")]
+
+
+@pytest.fixture(scope="module")
+def web(workloads: Workloads) -> Backend:
+    return workloads.server("web", replicas=2)
+
+
+@pytest.fixture(scope="module")
+def service(workloads: Workloads, web: Backend) -> ServiceRef:
+    """A headless Service (clusterIP: None) selecting the replicas."""
+    svc = workloads.service("headless", "service", NAME="web")
+    workloads.wait_endpoints("web", web.ips)
+    return svc
+
+
+def expect_resolves_to(diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, svc: ServiceRef,
+                       ips: set[str]) -> None:
+    __tracebackhide__ = True
+    name = f"{svc.name}.{svc.namespace}.svc.{cluster.info.cluster_domain}"
+    try:
+        probes.eventually(lambda: probes.lookup(client, name), lambda a: a.values("A") == ips,
+                          cluster.settings.deadline(20))
+    except probes.NotConsistent as e:
+        diagnose.involve(svc.namespace, client.name)
+        diagnose.fail(f"headless name {name} does not resolve to the ready pod IPs",
+                      expected=f"A records exactly {sorted(ips)}", observed=e.last.summary(),
+                      objects=[client.describe(), f"service {svc.namespace}/{svc.name}"],
+                      reproduce=client.repro(e.last.command))
+
+
+def test_headless_service_has_no_cluster_ip(diagnose: Diagnose, service: ServiceRef) -> None:
+    """A headless Service gets no ClusterIP."""
+    diagnose.check(service.cluster_ip == "None", "headless Service got a ClusterIP", expected="clusterIP None",
+                   observed=f"clusterIP {service.cluster_ip}", objects=[f"service {service.namespace}/{service.name}"])
+
+
+def test_headless_endpoints_equal_the_pod_ips(diagnose: Diagnose, workloads: Workloads, service: ServiceRef,
+                                              web: Backend) -> None:
+    """The headless Service's EndpointSlices list exactly the ready pod IPs."""
+    got = {ip for ip, _ in workloads.endpoint_addresses(service.name)}
+    diagnose.check(got == web.ips, "headless EndpointSlices differ from the pod IPs", expected=str(sorted(web.ips)),
+                   observed=str(sorted(got)), objects=[f"service {service.namespace}/{service.name}"])
+
+
+def test_headless_name_resolves_to_exactly_the_ready_pod_ips(diagnose: Diagnose, cluster: ClusterHandle,
+                                                             client: ProbePod, service: ServiceRef,
+                                                             web: Backend) -> None:
+    """The headless name resolves to the set of ready pod IPs, no more and no less."""
+    expect_resolves_to(diagnose, cluster, client, service, web.ips)
+
+
+def test_headless_pod_answers_icmp_through_the_headless_name(diagnose: Diagnose, cluster: ClusterHandle,
+                                                             client: ProbePod, service: ServiceRef) -> None:
+    """A pod behind the headless name answers ICMP echo."""
+    name = f"{service.name}.{service.namespace}.svc.{cluster.info.cluster_domain}"
+    try:
+        probes.eventually(lambda: probes.ping(client, name), lambda r: r.ok, cluster.settings.deadline(15))
+    except probes.NotConsistent as e:
+        diagnose.fail(f"no ICMP echo reply through {name}", expected="3 of 3 replies", observed=e.last.output[-300:],
+                      objects=[client.describe(), f"service {service.namespace}/{service.name}"],
+                      reproduce=client.repro(e.last.command))
+
+
+def test_headless_name_follows_a_scale_up(diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads,
+                                          client: ProbePod, service: ServiceRef, web: Backend) -> None:
+    """After the Deployment scales from 2 to 3, the name resolves to all 3 pod IPs."""
+    workloads.apply(workloads.render("common", "server", NAME="web", REPLICAS=3))
+    pods = workloads.wait_ready("app=web", 3, "Deployment web scaled to 3")
+    expect_resolves_to(diagnose, cluster, client, service, {p.ip for p in pods})

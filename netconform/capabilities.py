@@ -1,0 +1,116 @@
+"""What the cluster offers, detected once per session: nodes, version, DNS, IngressClasses, cert-manager."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .kube import Kube
+
+CERT_MANAGER_CRD = ("cert-manager.io/v1", "Certificate")
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    internal_ip: str | None
+    pod_cidrs: tuple[str, ...]
+    schedulable: bool
+    ready: bool
+    cni_conf_dir: str | None = None  # from the node annotation netconform.io/cni-conf-dir, if any
+    cni_bin_dir: str | None = None
+    local: bool = False  # a node of netconform's own local cluster
+
+
+@dataclass(frozen=True)
+class IngressClassInfo:
+    name: str
+    controller: str
+    default: bool
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    provider: str
+    server: str
+    context: str | None
+    version: str
+    nodes: tuple[NodeInfo, ...]
+    dns_service_ip: str | None
+    dns_service: str | None
+    cluster_domain: str
+    ingress_classes: tuple[IngressClassInfo, ...]
+    cert_manager: bool
+    cni_config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def local_cluster(self) -> bool:
+        """netconform's own cluster: the runner shares the host, so node addresses are reachable from it."""
+        return bool(self.nodes) and all(n.local for n in self.nodes)
+
+    @property
+    def schedulable_nodes(self) -> tuple[NodeInfo, ...]:
+        return tuple(n for n in self.nodes if n.schedulable and n.ready)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+
+def node_info(obj: dict[str, Any]) -> NodeInfo:
+    meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
+    ip = next((a["address"] for a in status.get("addresses") or [] if a["type"] == "InternalIP"), None)
+    cidrs = tuple(spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else []))
+    taints = spec.get("taints") or []
+    no_schedule = any(t.get("effect") in ("NoSchedule", "NoExecute") for t in taints)
+    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or [])
+    ann = meta.get("annotations") or {}
+    labels = meta.get("labels") or {}
+    return NodeInfo(meta["name"], ip, cidrs, not spec.get("unschedulable") and not no_schedule, ready,
+                    ann.get("netconform.io/cni-conf-dir"), ann.get("netconform.io/cni-bin-dir"),
+                    labels.get("netconform.io/local-cluster") == "true")
+
+
+def ingress_class_info(obj: dict[str, Any]) -> IngressClassInfo:
+    ann = obj["metadata"].get("annotations") or {}
+    return IngressClassInfo(obj["metadata"]["name"], obj["spec"].get("controller", ""),
+                            ann.get("ingressclass.kubernetes.io/is-default-class") == "true")
+
+
+def pick_ingress_class(classes: tuple[IngressClassInfo, ...], wanted: str | None) -> IngressClassInfo | None:
+    """The class to test: the one asked for, else the default one, else the only one."""
+    if wanted:
+        return next((c for c in classes if c.name == wanted), None)
+    defaults = [c for c in classes if c.default]
+    if len(defaults) == 1:
+        return defaults[0]
+    return classes[0] if len(classes) == 1 else None
+
+
+def detect(kube: Kube, provider: str) -> ClusterInfo:
+    version = kube.api.call_api("/version", "GET", response_type="object", auth_settings=["BearerToken"],
+                                _return_http_data_only=True)
+    nodes = tuple(node_info(n) for n in kube.list("v1", "Node"))
+    dns = kube.get("v1", "Service", "kube-dns", "kube-system")
+    domain = "cluster.local"
+    for n in nodes[:1]:
+        domain = _kubelet_cluster_domain(kube, n.name) or domain
+    classes = tuple(ingress_class_info(c) for c in kube.list("networking.k8s.io/v1", "IngressClass"))
+    return ClusterInfo(
+        provider=provider, server=kube.api.configuration.host, context=kube.context,
+        version=str((version or {}).get("gitVersion", "unknown")), nodes=nodes,
+        dns_service_ip=(dns or {}).get("spec", {}).get("clusterIP"),
+        dns_service="kube-system/kube-dns" if dns else None, cluster_domain=domain,
+        ingress_classes=classes, cert_manager=kube.has_kind(*CERT_MANAGER_CRD),
+    )
+
+
+def _kubelet_cluster_domain(kube: Kube, node: str) -> str | None:
+    """Read kubelet's clusterDomain through the node proxy, when the credentials allow it."""
+    try:
+        data = kube.api.call_api(f"/api/v1/nodes/{node}/proxy/configz", "GET", response_type="object",
+                                 auth_settings=["BearerToken"], _return_http_data_only=True,
+                                 _request_timeout=3)
+        return data["kubeletconfig"].get("clusterDomain")
+    except Exception:
+        return None

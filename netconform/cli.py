@@ -1,0 +1,121 @@
+"""The `netconform` command: the local cluster, cleanup of earlier runs, image export."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__
+
+
+def _cluster_up(args: argparse.Namespace) -> int:
+    from .cluster import lifecycle
+    from .cluster.procs import ComponentFailed
+    try:
+        path = lifecycle.up(nodes=args.nodes, kubernetes_version=args.kubernetes_version,
+                            out=lambda m: print(m, file=sys.stderr, flush=True))
+    except ComponentFailed as e:
+        print(f"netconform: cluster up failed: {e}", file=sys.stderr)
+        return 1
+    except (RuntimeError, ValueError, OSError) as e:
+        print(f"netconform: cluster up failed: {e}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+def _cluster_down(args: argparse.Namespace) -> int:
+    from .cluster import lifecycle
+    lifecycle.down(out=lambda m: print(m, file=sys.stderr))
+    return 0
+
+
+def _cluster_status(args: argparse.Namespace) -> int:
+    from .cluster import lifecycle
+    st = lifecycle.status()
+    print(json.dumps(st, indent=2))
+    return 0 if st["running"] else 3
+
+
+def _cluster_kubeconfig(args: argparse.Namespace) -> int:
+    from .cluster import lifecycle
+    st = lifecycle.status()
+    if not st["kubeconfig"]:
+        print("netconform: no local cluster; run `netconform cluster up`", file=sys.stderr)
+        return 3
+    print(st["kubeconfig"])
+    return 0
+
+
+def _cluster_bin_dir(args: argparse.Namespace) -> int:
+    from .cluster import lifecycle
+    meta = lifecycle.read_meta()
+    if not meta:
+        print("netconform: no local cluster; run `netconform cluster up`", file=sys.stderr)
+        return 3
+    print(meta["bins"])
+    return 0
+
+
+def _context(args: argparse.Namespace) -> int:
+    """Exit 0 when the kubeconfig context answers; print which one (used by `make conformance`)."""
+    from . import kube
+    from .errors import NetconformError
+    try:
+        client = kube.connect(args.kube_config, args.kube_context, timeout_s=args.timeout)
+    except NetconformError as e:
+        print(str(e), file=sys.stderr)
+        return e.exit_code
+    print(f"server {client.api.configuration.host}" + (f", context {client.context}" if client.context else ""))
+    return 0
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    from . import kube
+    from .errors import NetconformError
+    try:
+        client = kube.connect(args.kube_config, args.kube_context)
+        removed = kube.sweep_namespaces(client, older_than_s=args.older_than, current_run=None)
+    except NetconformError as e:
+        print(f"netconform: {e}", file=sys.stderr)
+        return e.exit_code
+    for ns in removed:
+        print(f"deleted namespace {ns}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="netconform", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    cluster = sub.add_parser("cluster", help="the local cluster").add_subparsers(dest="action", required=True)
+    p = cluster.add_parser("up", help="boot (or reuse) the local cluster; prints the kubeconfig path")
+    p.add_argument("--nodes", type=int, default=1, help="number of nodes, 1 to 4 (default 1)")
+    p.add_argument("--kubernetes-version", default="v1.35.4")
+    p.set_defaults(func=_cluster_up)
+    cluster.add_parser("down", help="remove everything the local cluster created").set_defaults(func=_cluster_down)
+    cluster.add_parser("status", help="nodes, processes, kubeconfig").set_defaults(func=_cluster_status)
+    cluster.add_parser("kubeconfig", help="print the kubeconfig path").set_defaults(func=_cluster_kubeconfig)
+    cluster.add_parser("bin-dir", help="print the directory of the cluster's binaries (kubectl)").set_defaults(
+        func=_cluster_bin_dir)
+    p = sub.add_parser("context", help="check that the kubeconfig context answers")
+    p.add_argument("--kube-config", default=None)
+    p.add_argument("--kube-context", default=None)
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.set_defaults(func=_context)
+    p = sub.add_parser("cleanup", help="delete namespaces left behind by earlier, killed runs")
+    p.add_argument("--kube-config", default=None)
+    p.add_argument("--kube-context", default=None)
+    p.add_argument("--older-than", type=float, default=600.0, help="seconds (default 600)")
+    p.set_defaults(func=_cleanup)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("netconform: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

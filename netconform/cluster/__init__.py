@@ -1,0 +1,1 @@
+"""The local cluster: Kubernetes built from Go modules, run as host processes."""

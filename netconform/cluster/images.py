@@ -1,0 +1,209 @@
+"""Container images for the local cluster, built here without a registry.
+
+Images are OCI layouts written by this module (plain tar layers, no compression: they are imported into a
+local containerd and never pushed), cached as tarballs outside the checkout and imported under exact names,
+which is how the CRI looks them up. The toolbox rootfs comes from `debootstrap --variant=minbase` using the
+mirror of this machine's own apt sources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import paths
+
+IMAGE_REVISION = "2"
+REGISTRY = "netconform.local"
+TOOLBOX_PACKAGES = ("dnsutils", "iproute2", "iputils-ping", "curl", "netcat-openbsd", "openssl", "ca-certificates")
+SUITE = "bookworm"
+PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One image: a name, the files of its layers, and its runtime config."""
+
+    name: str  # full reference, e.g. netconform.local/toolbox:0.1
+    layers: tuple[Path, ...]  # each a directory or a tar file
+    entrypoint: tuple[str, ...] = ()
+    user: str = ""
+    env: tuple[str, ...] = (PATH_ENV,)
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _blob(layout: tarfile.TarFile, data: bytes, written: set[str]) -> str:
+    digest = _sha(data)
+    if digest not in written:
+        info = tarfile.TarInfo("blobs/sha256/" + digest.split(":", 1)[1])
+        info.size = len(data)
+        layout.addfile(info, io.BytesIO(data))
+        written.add(digest)
+    return digest
+
+
+def layer_from_dir(src: Path) -> bytes:
+    """A tar layer of a directory tree, with numeric owners and fixed times (reproducible)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(src.rglob("*")):
+            rel = path.relative_to(src).as_posix()
+            info = tar.gettarinfo(str(path), arcname=rel)
+            info.mtime = 0
+            info.uname = info.gname = ""
+            if info.isreg():
+                with path.open("rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+    return buf.getvalue()
+
+
+def write_oci_archive(specs: list[ImageSpec], out: Path) -> None:
+    """Write one OCI image-layout tarball holding every image in `specs` (shared layers stored once)."""
+    layer_cache: dict[Path, bytes] = {}
+    written: set[str] = set()
+    manifests = []
+    tmp = out.with_suffix(".tmp")
+    with tarfile.open(tmp, "w") as layout:
+        for spec in specs:
+            diff_ids, layer_descs = [], []
+            for src in spec.layers:
+                if src not in layer_cache:
+                    layer_cache[src] = src.read_bytes() if src.is_file() else layer_from_dir(src)
+                data = layer_cache[src]
+                digest = _blob(layout, data, written)
+                diff_ids.append(digest)
+                layer_descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                    "digest": digest, "size": len(data)})
+            config = {
+                "architecture": "amd64", "os": "linux",
+                "config": {"Env": list(spec.env), "Entrypoint": list(spec.entrypoint) or None,
+                           "User": spec.user, "Labels": {"netconform.image.revision": IMAGE_REVISION}},
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            }
+            cfg = json.dumps(config, sort_keys=True).encode()
+            manifest = json.dumps({
+                "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _blob(layout, cfg, written),
+                           "size": len(cfg)},
+                "layers": layer_descs,
+            }, sort_keys=True).encode()
+            manifests.append({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": _blob(layout, manifest, written), "size": len(manifest),
+                "platform": {"architecture": "amd64", "os": "linux"},
+                "annotations": {"io.containerd.image.name": spec.name,
+                                "org.opencontainers.image.ref.name": spec.name.rsplit(":", 1)[1]},
+            })
+        for name, data in (("oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode()),
+                           ("index.json", json.dumps({"schemaVersion": 2, "manifests": manifests}).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            layout.addfile(info, io.BytesIO(data))
+    tmp.rename(out)
+
+
+def apt_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
+    """The Debian mirror this machine's apt already uses (never one written into the project)."""
+    texts = [p.read_text() for p in sorted(sources_dir.glob("sources.list.d/*")) if p.is_file()]
+    if (sources_dir / "sources.list").exists():
+        texts.append((sources_dir / "sources.list").read_text())
+    return mirror_from_sources("\n".join(texts))
+
+
+def mirror_from_sources(text: str) -> str:
+    for line in text.splitlines():
+        line = line.strip()
+        m = re.match(r"^URIs:\s*(\S+)", line) or re.match(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+\S+", line)
+        if m and "security" not in m.group(1):
+            return m.group(1)
+    raise RuntimeError("no Debian mirror found in /etc/apt/sources.list{,.d/*}; the toolbox image needs one")
+
+
+def toolbox_rootfs(say: Callable[[str], None] = print) -> Path:
+    key = hashlib.sha256(json.dumps([TOOLBOX_PACKAGES, SUITE, IMAGE_REVISION]).encode()).hexdigest()[:12]
+    root = paths.CACHE / "rootfs" / f"toolbox-{key}"
+    if (root / ".complete").exists():
+        return root / "fs"
+    if root.exists():
+        shutil.rmtree(root)
+    (root / "fs").mkdir(parents=True)
+    log = paths.CACHE / "logs" / f"debootstrap-{key}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    say(f"debootstrap toolbox rootfs (log {log})")
+    with log.open("w") as out:
+        rc = subprocess.run(["debootstrap", "--variant=minbase", "--include=" + ",".join(TOOLBOX_PACKAGES),
+                             SUITE, str(root / "fs"), apt_mirror()], stdout=out, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        raise RuntimeError(f"debootstrap failed (exit {rc}); log {log}")
+    fs = root / "fs"
+    # Slim the image: docs, manuals and apt lists are not needed by probes.
+    for sub in ("usr/share/doc", "usr/share/man", "usr/share/info", "var/lib/apt/lists", "var/cache/apt"):
+        shutil.rmtree(fs / sub, ignore_errors=True)
+    (root / ".complete").write_text("")
+    return fs
+
+
+TOOLBOX_TAG = "v1"
+
+
+def image_names() -> dict[str, str]:
+    """The exact references pods use (manifests name these; the CRI finds images only by exact name)."""
+    from . import build
+    return {
+        "toolbox": f"{REGISTRY}/toolbox:{TOOLBOX_TAG}",
+        "pause": f"{REGISTRY}/pause:{TOOLBOX_TAG}",
+        "coredns": f"{REGISTRY}/coredns:{build.COREDNS_VERSION}",
+        "traefik": f"{REGISTRY}/traefik:{build.TRAEFIK_VERSION}",
+    }
+
+
+def _single_file_dir(dest: Path, files: dict[str, Path]) -> Path:
+    """A directory holding `files` (path in image -> source), made once, as a layer source."""
+    if (dest / ".complete").exists():
+        return dest / "fs"
+    shutil.rmtree(dest, ignore_errors=True)
+    for rel, src in files.items():
+        target = dest / "fs" / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+    (dest / ".complete").write_text("")
+    return dest / "fs"
+
+
+def build_archive(bins: dict[str, Path], say: Callable[[str], None] = print) -> Path:
+    """One OCI archive with every image the cluster and the suite need; cached by the inputs' keys."""
+    rootfs = toolbox_rootfs(say)
+    names = image_names()
+    key = hashlib.sha256(json.dumps([str(rootfs), sorted((k, str(v)) for k, v in bins.items()), names,
+                                     IMAGE_REVISION]).encode()).hexdigest()[:12]
+    out = paths.CACHE / "images" / f"netconform-images-{key}.tar"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    say("writing image archive")
+    layers = paths.CACHE / "layers"
+    k8s = bins["kubernetes"]
+    agnhost = _single_file_dir(layers / f"agnhost-{k8s.name}", {"usr/local/bin/agnhost": k8s / "agnhost"})
+    coredns = _single_file_dir(layers / f"coredns-{bins['coredns'].name}", {"coredns": bins["coredns"] / "coredns"})
+    traefik = _single_file_dir(layers / f"traefik-{bins['traefik'].name}", {"traefik": bins["traefik"] / "traefik"})
+    write_oci_archive([
+        ImageSpec(names["toolbox"], (rootfs, agnhost), entrypoint=("/usr/local/bin/agnhost",)),
+        ImageSpec(names["pause"], (rootfs, agnhost), entrypoint=("/usr/local/bin/agnhost", "pause")),
+        ImageSpec(names["coredns"], (coredns,), entrypoint=("/coredns",)),
+        ImageSpec(names["traefik"], (traefik,), entrypoint=("/traefik",)),
+    ], out)
+    return out

@@ -1,0 +1,296 @@
+"""`cluster up`, `down` and `status`: one code path for 1 to 4 nodes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import string
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import build, config, controlplane, images, network, node, paths, pki, procs
+from .config import Node
+
+ADDONS = Path(__file__).parent / "addons"
+
+
+class Stages:
+    """Prints each stage with the time elapsed since `up` began (a cold build takes long)."""
+
+    def __init__(self, out: Callable[[str], None]) -> None:
+        self.t0 = time.monotonic()
+        self.out = out
+
+    def __call__(self, msg: str) -> None:
+        self.out(f"[{time.monotonic() - self.t0:6.1f}s] {msg}")
+
+
+@dataclass
+class Cluster:
+    nodes: list[Node]
+    bins: Path
+    kubeconfig: Path
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(self.bins / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
+                              input=input, capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
+        return proc
+
+
+def _meta() -> Path:
+    return paths.STATE / "cluster.json"
+
+
+def read_meta() -> dict[str, object] | None:
+    try:
+        return json.loads(_meta().read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def healthy() -> bool:
+    """Every recorded process is alive (a cheap check; `status` asks the API too)."""
+    rec = procs.recorded()
+    return bool(rec) and read_meta() is not None and all(procs.alive(p) for p in rec.values())
+
+
+def up(nodes: int = 1, kubernetes_version: str = build.DEFAULT_KUBERNETES_VERSION,
+       out: Callable[[str], None] = print) -> Path:
+    """Bring the cluster up (or find it running with the same shape); return the admin kubeconfig path."""
+    say = Stages(out)
+    meta = read_meta()
+    want = {"nodes": nodes, "kubernetes_version": kubernetes_version}
+    if meta and healthy() and all(meta.get(k) == v for k, v in want.items()):
+        say(f"cluster already running ({nodes} node(s)); kubeconfig {paths.KUBECONFIG}")
+        return paths.KUBECONFIG
+    if meta or procs.recorded() or network.existing_netns() or Path(config.RUN).exists():
+        say("cleaning up state of an earlier cluster")
+        down(out=lambda m: say("  " + m))
+    node_list = config.nodes(nodes)
+    recipes = [build.kubernetes_recipe(kubernetes_version), build.etcd_recipe(), build.coredns_recipe(),
+               build.traefik_recipe()]
+    bins = {}
+    for r in recipes:
+        if not build.is_built(r):
+            say(f"building {r.name} {r.version} from Go modules (cold: minutes)")
+        bins[r.name] = build.build(r, say=lambda m: None)
+    say("binaries ready")
+    archive = images.build_archive(bins, say)
+    say("images ready")
+    k8s = bins["kubernetes"]
+    cluster = Cluster(node_list, k8s, paths.KUBECONFIG)
+    try:
+        _start(cluster, bins, archive, say)
+    except BaseException:
+        say("up failed; logs are kept in " + str(paths.LOGS))
+        raise
+    _meta().write_text(json.dumps({**want, "bins": str(k8s), "kubeconfig": str(paths.KUBECONFIG),
+                                   "nodes_detail": [{"name": n.name, "ip": n.ip} for n in node_list]}))
+    say(f"cluster ready: {len(node_list)} node(s); kubeconfig {paths.KUBECONFIG}")
+    return paths.KUBECONFIG
+
+
+def _start(cluster: Cluster, bins: dict[str, Path], archive: Path, say: Stages) -> None:
+    k8s = bins["kubernetes"]
+    for d in (paths.STATE, paths.LOGS, config.RUN):
+        d.mkdir(parents=True, exist_ok=True)
+    network.create_bridge()
+    for n in cluster.nodes:
+        network.create_node_netns(n)
+    say("network: bridge and node namespaces")
+    clients = {"admin": ("netconform-admin", ("system:masters",)),
+               "controller-manager": ("system:kube-controller-manager", ()),
+               "scheduler": ("system:kube-scheduler", ()),
+               "kube-proxy": ("system:kube-proxy", ())}
+    clients.update({f"kubelet-{n.name}": (f"system:node:{n.name}", ("system:nodes",)) for n in cluster.nodes})
+    p = pki.create(paths.STATE / "pki", (config.API_SERVICE_IP, "127.0.0.1", config.HOST_IP),
+                   config.CLUSTER_DOMAIN, clients)
+    server = f"https://{config.HOST_IP}:{config.API_PORT}"
+    ca = p.ca.cert.read_bytes()
+    kcfg: dict[str, Path] = {}
+    for stem, (cn, _) in clients.items():
+        kcfg[stem] = paths.STATE / f"{stem}.kubeconfig"
+        kcfg[stem].write_text(pki.kubeconfig(server, ca, p.clients[stem], cn))
+        kcfg[stem].chmod(0o600)
+    resolv = paths.STATE / "resolv.conf"
+    # Pods with dnsPolicy Default get this file: it points nowhere outside the cluster.
+    resolv.write_text("nameserver 127.0.0.1\n")
+    say("PKI and kubeconfigs")
+    controlplane.start_etcd(bins["etcd"])
+    names = images.image_names()
+    for n in cluster.nodes:
+        node.start_containerd(n, names["pause"])
+    controlplane.start_apiserver(k8s, p)
+    with ThreadPoolExecutor(max_workers=len(cluster.nodes)) as pool:
+        def prep(n: Node) -> None:
+            node.wait_containerd(n)
+            node.import_images(n, archive)
+        list(pool.map(prep, cluster.nodes))
+    say("containerd running, images imported on every node")
+    _wait_api(cluster)
+    say("kube-apiserver ready")
+    controlplane.start_controller_manager(k8s, p, kcfg["controller-manager"])
+    controlplane.start_scheduler(k8s, kcfg["scheduler"])
+    for n in cluster.nodes:
+        serving = pki.kubelet_serving(p, n.name, n.ip)
+        node.start_kubelet(n, k8s, kcfg[f"kubelet-{n.name}"], node.kubelet_config(n, serving, p.ca.cert, resolv))
+        node.start_kube_proxy(n, k8s, kcfg["kube-proxy"])
+    _apply(cluster, "rbac.yaml")
+    pod_cidrs = _wait_pod_cidrs(cluster)
+    for n in cluster.nodes:
+        f = node.write_cni(n, pod_cidrs[n.name])
+        cluster.kubectl("annotate", "--overwrite", "node", n.name, f"netconform.io/cni-conf-dir={f.parent}",
+                        "netconform.io/cni-bin-dir=/usr/lib/cni")
+    network.route_pod_cidrs(cluster.nodes, pod_cidrs)
+    say("nodes registered; pod CIDRs routed: " + ", ".join(f"{k}={v}" for k, v in sorted(pod_cidrs.items())))
+    _apply(cluster, "coredns.yaml", COREDNS_IMAGE=names["coredns"])
+    _apply(cluster, "traefik.yaml", TRAEFIK_IMAGE=names["traefik"])
+    _wait(cluster, "nodes Ready", lambda: _all_nodes_ready(cluster), 90)
+    say("nodes Ready")
+    _wait(cluster, "CoreDNS ready", lambda: _rollout_done(cluster, "kube-system", "coredns"), 90)
+    _wait(cluster, "Traefik ready", lambda: _rollout_done(cluster, "netconform-ingress", "traefik"), 90)
+    say("CoreDNS and ingress controller ready")
+
+
+def _apply(cluster: Cluster, name: str, **extra: str) -> None:
+    values = {"CLUSTER_DOMAIN": config.CLUSTER_DOMAIN, "DNS_SERVICE_IP": config.DNS_SERVICE_IP,
+              "INGRESS_HTTP_NODEPORT": str(config.INGRESS_HTTP_NODEPORT),
+              "INGRESS_HTTPS_NODEPORT": str(config.INGRESS_HTTPS_NODEPORT), **extra}
+    text = string.Template((ADDONS / name).read_text()).substitute(values)
+    cluster.kubectl("apply", "--server-side", "--field-manager=netconform-cluster", "-f", "-", input=text)
+
+
+def _wait(cluster: Cluster, what: str, ok: Callable[[], bool], deadline_s: float) -> None:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        _check_processes()
+        if ok():
+            return
+        time.sleep(0.5)
+    raise procs.ComponentFailed(_suspect(what), f"not ready: {what} within {deadline_s:.0f}s")
+
+
+def _suspect(what: str) -> str:
+    return {"CoreDNS ready": "kubelet-nc-node-1", "Traefik ready": "kubelet-nc-node-1"}.get(what, "kube-apiserver")
+
+
+def _check_processes() -> None:
+    for name, pid in procs.recorded().items():
+        if not procs.alive(pid):
+            raise procs.ComponentFailed(name, "exited")
+
+
+def _wait_api(cluster: Cluster) -> None:
+    _wait(cluster, "kube-apiserver /readyz",
+          lambda: cluster.kubectl("get", "--raw", "/readyz", check=False).returncode == 0, 60)
+
+
+def _wait_pod_cidrs(cluster: Cluster) -> dict[str, str]:
+    found: dict[str, str] = {}
+
+    def ok() -> bool:
+        proc = cluster.kubectl("get", "nodes", "-o", "json", check=False)
+        if proc.returncode != 0:
+            return False
+        for item in json.loads(proc.stdout)["items"]:
+            if item["spec"].get("podCIDR"):
+                found[item["metadata"]["name"]] = item["spec"]["podCIDR"]
+        return all(n.name in found for n in cluster.nodes)
+
+    _wait(cluster, "nodes registered with a podCIDR", ok, 60)
+    return found
+
+
+def _all_nodes_ready(cluster: Cluster) -> bool:
+    proc = cluster.kubectl("get", "nodes", "-o", "json", check=False)
+    if proc.returncode != 0:
+        return False
+    items = json.loads(proc.stdout)["items"]
+    ready = {i["metadata"]["name"] for i in items
+             if any(c["type"] == "Ready" and c["status"] == "True" for c in i["status"].get("conditions", []))}
+    return all(n.name in ready for n in cluster.nodes)
+
+
+def _rollout_done(cluster: Cluster, ns: str, name: str) -> bool:
+    proc = cluster.kubectl("-n", ns, "get", "deployment", name, "-o", "json", check=False)
+    if proc.returncode != 0:
+        return False
+    st = json.loads(proc.stdout)
+    return st["status"].get("readyReplicas", 0) >= st["spec"]["replicas"]
+
+
+def down(out: Callable[[str], None] = print) -> None:
+    """Remove every process, mount, namespace, link, rule, cgroup and state folder of the cluster. Idempotent."""
+    fragments = (str(paths.STATE), str(config.RUN))
+    node_names = sorted({p.name for p in (paths.STATE / "nodes").glob("*")} if (paths.STATE / "nodes").exists()
+                        else set()) or [n.name for n in config.nodes(config.MAX_NODES)]
+    node_names = sorted(set(node_names) | {n.name for n in config.nodes(config.MAX_NODES)})
+    # Control plane and node agents first (kubelet would restart containers), then shims and containers.
+    pids = list(procs.recorded().values())
+    stray = procs.pids_matching(fragments)
+    containers = [pid for n in node_names for pid in node.cgroup_pids(n)]
+    all_pids = sorted(set(pids + stray + containers))
+    if all_pids:
+        procs.stop_pids(sorted(set(pids)))
+        procs.stop_pids(sorted(set(procs.pids_matching(fragments) + containers)), deadline_s=5)
+        out(f"stopped {len(all_pids)} process(es)")
+    mounts = _our_mounts(fragments)
+    for m in mounts:
+        subprocess.run(["umount", "-l", m], capture_output=True)
+    if mounts:
+        out(f"unmounted {len(mounts)} mount(s)")
+    for item in network.teardown():
+        out(f"removed {item}")
+    removed_cg = 0
+    for n in node_names:
+        for d in node.cgroup_dirs(n):
+            try:
+                d.rmdir()
+                removed_cg += 1
+            except OSError:
+                pass
+        node.remove_state(n)
+    for d in Path("/sys/fs/cgroup/unified").glob("nc-node-*"):
+        for sub in sorted([p for p in d.rglob("*") if p.is_dir()] + [d], key=lambda p: len(p.parts), reverse=True):
+            try:
+                sub.rmdir()
+                removed_cg += 1
+            except OSError:
+                pass
+    if removed_cg:
+        out(f"removed {removed_cg} cgroup(s)")
+    for d in (paths.STATE, config.RUN):
+        if d.exists():
+            shutil.rmtree(d, ignore_errors=True)
+            out(f"removed {d}")
+
+
+def _our_mounts(fragments: tuple[str, ...]) -> list[str]:
+    points = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        mp = line.split()[1].replace("\\040", " ")
+        if any(mp.startswith(f) for f in fragments):
+            points.append(mp)
+    return sorted(set(points), key=len, reverse=True)
+
+
+def status() -> dict[str, object]:
+    meta = read_meta()
+    rec = procs.recorded()
+    return {
+        "running": healthy(),
+        "kubeconfig": str(paths.KUBECONFIG) if meta else None,
+        "nodes": (meta or {}).get("nodes_detail", []),
+        "kubernetes_version": (meta or {}).get("kubernetes_version"),
+        "processes": {name: ("running" if procs.alive(pid) else "dead") for name, pid in sorted(rec.items())},
+        "logs": str(paths.LOGS),
+        "ingress": {"http_nodeport": config.INGRESS_HTTP_NODEPORT, "https_nodeport": config.INGRESS_HTTPS_NODEPORT},
+    }

@@ -1,0 +1,87 @@
+"""The cluster's own network: one bridge on the host, one network namespace per node, routes between pod CIDRs.
+
+Nothing here routes traffic out of the machine: a host FORWARD chain accepts bridge-to-bridge traffic and drops
+anything else that enters or leaves through the cluster's bridge.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from . import config
+from .config import Node
+from .procs import run
+
+
+def _ip(*args: str, netns: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    cmd = ["ip"] + (["-n", netns] if netns else []) + list(args)
+    return run(cmd, check=check)
+
+
+def sysctl(key: str, value: str, netns: str | None = None) -> None:
+    path = "/proc/sys/" + key.replace(".", "/")
+    if netns:
+        run(["sh", "-c", f"echo {value} > {path}"], netns=netns)
+    else:
+        Path(path).write_text(value)
+
+
+def create_bridge() -> None:
+    _ip("link", "add", config.BRIDGE, "type", "bridge")
+    _ip("addr", "add", f"{config.HOST_IP}/{config.NODE_SUBNET.prefixlen}", "dev", config.BRIDGE)
+    _ip("link", "set", config.BRIDGE, "up")
+    # Node namespaces need the host to forward only between themselves and the host.
+    run(["iptables", "-w", "-N", config.HOST_CHAIN])
+    run(["iptables", "-w", "-A", config.HOST_CHAIN, "-i", config.BRIDGE, "-o", config.BRIDGE, "-j", "ACCEPT"])
+    run(["iptables", "-w", "-A", config.HOST_CHAIN, "-i", config.BRIDGE, "-j", "DROP"])
+    run(["iptables", "-w", "-A", config.HOST_CHAIN, "-o", config.BRIDGE, "-j", "DROP"])
+    run(["iptables", "-w", "-I", "FORWARD", "1", "-j", config.HOST_CHAIN])
+
+
+def create_node_netns(node: Node) -> None:
+    _ip("netns", "add", node.netns)
+    _ip("link", "add", node.host_veth, "type", "veth", "peer", "name", "eth0", "netns", node.netns)
+    _ip("link", "set", node.host_veth, "master", config.BRIDGE, "up")
+    _ip("addr", "add", f"{node.ip}/{config.NODE_SUBNET.prefixlen}", "dev", "eth0", netns=node.netns)
+    _ip("link", "set", "lo", "up", netns=node.netns)
+    _ip("link", "set", "eth0", "up", netns=node.netns)
+    _ip("route", "add", "default", "via", config.HOST_IP, netns=node.netns)
+    sysctl("net.ipv4.ip_forward", "1", node.netns)
+    sysctl("net.bridge.bridge-nf-call-iptables", "1", node.netns)
+
+
+def route_pod_cidrs(nodes: list[Node], pod_cidrs: dict[str, str]) -> None:
+    """Carry each node's pod CIDR to that node, in every other node and on the host (as kindnet does)."""
+    for target in nodes:
+        cidr = pod_cidrs[target.name]
+        _ip("route", "replace", cidr, "via", target.ip)
+        for other in nodes:
+            if other != target:
+                _ip("route", "replace", cidr, "via", target.ip, netns=other.netns)
+
+
+def existing_netns() -> list[str]:
+    out = run(["ip", "netns", "list"], check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def teardown() -> list[str]:
+    """Remove every namespace, veth, bridge, route and host rule of the cluster; return what was removed."""
+    removed = []
+    for ns in existing_netns():
+        if ns.startswith("nc-node-"):
+            _ip("netns", "del", ns, check=False)
+            removed.append(f"netns {ns}")
+    links = run(["ip", "-o", "link", "show"], check=False).stdout
+    for line in links.splitlines():
+        name = line.split(":")[1].strip().split("@")[0]
+        if name == config.BRIDGE or (name.startswith("ncv") and name[3:].isdigit()):
+            _ip("link", "del", name, check=False)
+            removed.append(f"link {name}")
+    while run(["iptables", "-w", "-D", "FORWARD", "-j", config.HOST_CHAIN], check=False).returncode == 0:
+        removed.append(f"FORWARD jump to {config.HOST_CHAIN}")
+    if run(["iptables", "-w", "-F", config.HOST_CHAIN], check=False).returncode == 0:
+        run(["iptables", "-w", "-X", config.HOST_CHAIN], check=False)
+        removed.append(f"chain {config.HOST_CHAIN}")
+    return removed

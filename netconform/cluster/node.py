@@ -1,0 +1,184 @@
+"""One node: containerd, kubelet and kube-proxy in the node's network namespace, with its CNI config and cgroups."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import yaml
+
+from . import config, pki, procs
+from .config import Node
+
+CGROUP_V1 = Path("/sys/fs/cgroup")
+
+
+def containerd_config(node: Node, pause_image: str) -> str:
+    cri = 'plugins."io.containerd.grpc.v1.cri"'
+    return f"""version = 2
+root = "{node.dir / 'containerd'}"
+state = "{node.run / 'containerd'}"
+[grpc]
+  address = "{node.containerd_sock}"
+[debug]
+  address = "{node.run / 'containerd-debug.sock'}"
+[ttrpc]
+  address = "{node.run / 'containerd-ttrpc.sock'}"
+[{cri}]
+  sandbox_image = "{pause_image}"
+  # No CAP_SYS_RESOURCE here: without this every pod sandbox fails.
+  restrict_oom_score_adj = true
+  enable_unprivileged_ports = true
+  enable_unprivileged_icmp = true
+  # Pod network namespaces under our state, so `down` finds and removes exactly ours.
+  netns_mounts_under_state_dir = true
+  [{cri}.containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [{cri}.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [{cri}.containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [{cri}.cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{node.cni_conf_dir}"
+"""
+
+
+def cni_conflist(node: Node, pod_cidr: str) -> dict[str, object]:
+    return {
+        "cniVersion": "0.4.0",
+        "name": "netconform",
+        "plugins": [
+            {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": False, "hairpinMode": True,
+             "ipam": {"type": "host-local", "ranges": [[{"subnet": pod_cidr}]],
+                      "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(node.dir / "ipam")}},
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+        ],
+    }
+
+
+def write_cni(node: Node, pod_cidr: str) -> Path:
+    node.cni_conf_dir.mkdir(parents=True, exist_ok=True)
+    f = node.cni_conf_dir / "10-netconform.conflist"
+    f.write_text(json.dumps(cni_conflist(node, pod_cidr), indent=2))
+    return f
+
+
+def make_cgroups(node: Node) -> None:
+    """kubelet refuses to start until its cgroupRoot exists in every v1 hierarchy."""
+    for ctrl in sorted(CGROUP_V1.iterdir()):
+        if not ctrl.is_dir() or ctrl.is_symlink() or ctrl.name == "unified":
+            continue
+        d = ctrl / node.cgroup_root.lstrip("/")
+        d.mkdir(exist_ok=True)
+        if ctrl.name.startswith("cpuset"):
+            for f in ("cpuset.cpus", "cpuset.mems"):
+                (d / f).write_text((ctrl / f).read_text())
+
+
+def cgroup_dirs(node_name: str) -> list[Path]:
+    """Every cgroup directory of a node, deepest first (the order rmdir needs)."""
+    found: list[Path] = []
+    if not CGROUP_V1.exists():
+        return found
+    for ctrl in CGROUP_V1.iterdir():
+        if ctrl.is_symlink() or not ctrl.is_dir():
+            continue
+        root = ctrl / node_name
+        if root.is_dir():
+            found += [p for p in root.rglob("*") if p.is_dir()] + [root]
+    return sorted(set(found), key=lambda p: len(p.parts), reverse=True)
+
+
+def cgroup_pids(node_name: str) -> list[int]:
+    pids: set[int] = set()
+    for d in cgroup_dirs(node_name):
+        try:
+            pids.update(int(x) for x in (d / "cgroup.procs").read_text().split())
+        except OSError:
+            pass
+    return sorted(pids)
+
+
+def kubelet_config(node: Node, serving: pki.Pair, ca: Path, resolv_conf: Path) -> dict[str, object]:
+    return {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+        "address": node.ip, "port": 10250, "healthzBindAddress": "127.0.0.1", "healthzPort": 10248,
+        "readOnlyPort": 0,
+        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
+                           "x509": {"clientCAFile": str(ca)}},
+        "authorization": {"mode": "Webhook"},
+        "tlsCertFile": str(serving.cert), "tlsPrivateKeyFile": str(serving.key),
+        "cgroupDriver": "cgroupfs", "cgroupRoot": node.cgroup_root, "failCgroupV1": False, "failSwapOn": False,
+        "containerRuntimeEndpoint": f"unix://{node.containerd_sock}",
+        "clusterDNS": [config.DNS_SERVICE_IP], "clusterDomain": config.CLUSTER_DOMAIN,
+        "resolvConf": str(resolv_conf),
+        # Images cannot be pulled again (no registry): never collect them.
+        "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
+        "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+        "podLogsDir": str(node.dir / "pod-logs"),
+        "serializeImagePulls": False, "nodeStatusReportFrequency": "10s", "syncFrequency": "10s",
+        "fileCheckFrequency": "10s",
+    }
+
+
+def kube_proxy_config(node: Node, kubeconfig: Path) -> dict[str, object]:
+    return {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
+        "mode": "iptables", "clientConnection": {"kubeconfig": str(kubeconfig)},
+        "hostnameOverride": node.name, "clusterCIDR": config.POD_CIDR,
+        "bindAddress": "0.0.0.0", "healthzBindAddress": "0.0.0.0:10256", "metricsBindAddress": "127.0.0.1:10249",
+        # Leave conntrack sysctls alone: they are not ours to change.
+        "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
+        "oomScoreAdj": 0,
+    }
+
+
+def start_containerd(node: Node, pause_image: str) -> None:
+    for d in (node.dir, node.run):
+        d.mkdir(parents=True, exist_ok=True)
+    cfg = node.dir / "containerd.toml"
+    cfg.write_text(containerd_config(node, pause_image))
+    procs.start(f"containerd-{node.name}", ["containerd", "--config", str(cfg)], netns=node.netns)
+
+
+def wait_containerd(node: Node, deadline_s: float = 30) -> None:
+    name = f"containerd-{node.name}"
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if procs.running(name) is None:
+            raise procs.ComponentFailed(name, "exited")
+        if node.containerd_sock.exists() and procs.run(
+                ["ctr", "--address", str(node.containerd_sock), "version"], check=False).returncode == 0:
+            return
+        time.sleep(0.1)
+    raise procs.ComponentFailed(name, f"socket {node.containerd_sock} not answering after {deadline_s:.0f}s")
+
+
+def import_images(node: Node, archive: Path) -> None:
+    procs.run(["ctr", "--address", str(node.containerd_sock), "-n", "k8s.io", "images", "import", str(archive)])
+
+
+def start_kubelet(node: Node, bins: Path, kubeconfig: Path, cfg: dict[str, object]) -> None:
+    make_cgroups(node)
+    f = node.dir / "kubelet.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    (node.dir / "pod-logs").mkdir(parents=True, exist_ok=True)
+    procs.start(f"kubelet-{node.name}", [
+        str(bins / "kubelet"), f"--config={f}", f"--kubeconfig={kubeconfig}", f"--hostname-override={node.name}",
+        f"--node-ip={node.ip}", f"--root-dir={node.dir / 'kubelet'}", "--v=1",
+        f"--node-labels=netconform.io/local-cluster=true",
+    ], netns=node.netns)
+
+
+def start_kube_proxy(node: Node, bins: Path, kubeconfig: Path) -> None:
+    f = node.dir / "kube-proxy.yaml"
+    f.write_text(yaml.safe_dump(kube_proxy_config(node, kubeconfig)))
+    procs.start(f"kube-proxy-{node.name}", [str(bins / "kube-proxy"), f"--config={f}", "--v=1"], netns=node.netns)
+
+
+def remove_state(node_name: str) -> None:
+    shutil.rmtree(Path("/etc/cni/net.d/netconform") / node_name, ignore_errors=True)

@@ -1,0 +1,125 @@
+"""Start, find and stop the cluster's host processes; every one has a pid file and a log file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from . import paths
+
+
+class ComponentFailed(RuntimeError):
+    """A component exited or never became ready; the message names it, its log and the log's last lines."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        log = log_path(name)
+        tail = ""
+        if log.exists():
+            tail = "\n".join("    " + line for line in log.read_text(errors="replace").splitlines()[-12:])
+        super().__init__(f"{name} {reason}; log {log}:\n{tail}")
+        self.component = name
+
+
+def log_path(name: str) -> Path:
+    return paths.LOGS / f"{name}.log"
+
+
+def pid_dir() -> Path:
+    return paths.STATE / "pids"
+
+
+def start(name: str, argv: list[str], netns: str | None = None, env: dict[str, str] | None = None) -> int:
+    """Start a detached process (network namespace only switched, mounts shared) and record its pid."""
+    paths.LOGS.mkdir(parents=True, exist_ok=True)
+    pid_dir().mkdir(parents=True, exist_ok=True)
+    if netns:
+        argv = ["nsenter", f"--net=/var/run/netns/{netns}", "--", *argv]
+    with log_path(name).open("ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env={**os.environ, **(env or {})}, close_fds=True)
+    (pid_dir() / f"{name}.pid").write_text(str(proc.pid))
+    return proc.pid
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie child of ours still answers kill(0); read its state.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def running(name: str) -> int | None:
+    f = pid_dir() / f"{name}.pid"
+    if not f.exists():
+        return None
+    pid = int(f.read_text())
+    return pid if alive(pid) else None
+
+
+def recorded() -> dict[str, int]:
+    if not pid_dir().exists():
+        return {}
+    return {f.stem: int(f.read_text()) for f in pid_dir().glob("*.pid")}
+
+
+def stop_pids(pids: list[int], deadline_s: float = 15.0) -> None:
+    """SIGTERM, wait with a deadline (kube-apiserver takes seconds), then SIGKILL."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end and any(alive(p) for p in pids):
+        _reap()
+        time.sleep(0.1)
+    for pid in pids:
+        if alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    end = time.monotonic() + 5
+    while time.monotonic() < end and any(alive(p) for p in pids):
+        _reap()
+        time.sleep(0.05)
+
+
+def _reap() -> None:
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:
+        pass
+
+
+def pids_matching(fragments: tuple[str, ...]) -> list[int]:
+    """Processes whose command line mentions one of `fragments` (our state paths): shims and strays."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(f in cmd for f in fragments):
+            found.append(int(d.name))
+    return found
+
+
+def run(argv: list[str], netns: str | None = None, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    if netns:
+        argv = ["ip", "netns", "exec", netns, *argv]
+    proc = subprocess.run(argv, capture_output=True, text=True, input=input)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"`{' '.join(argv)}` exited {proc.returncode}: {proc.stderr.strip()}")
+    return proc

@@ -1,0 +1,311 @@
+"""The one thin wrapper around the Kubernetes client: connect, apply, get, list, delete, wait, exec, logs, events.
+
+Nothing else in netconform imports the client's generated API classes. Objects travel as plain dicts.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+import urllib3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+from kubernetes.stream import stream
+from kubernetes.stream.ws_client import ERROR_CHANNEL, STDERR_CHANNEL, STDOUT_CHANNEL
+
+from .errors import BadKubeconfig, ClusterUnreachable, Forbidden, WaitTimeout
+
+FIELD_MANAGER = "netconform"
+RUN_LABEL = "netconform.io/run"
+AREA_LABEL = "netconform.io/area"
+CREATED_ANNOTATION = "netconform.io/created"
+Obj = dict[str, Any]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+
+@dataclass
+class Kube:
+    """A connected cluster: the API client, where its credentials came from, and a kubectl prefix for repros."""
+
+    api: k8s.ApiClient
+    kubeconfig: str | None
+    context: str | None
+    _dyn: DynamicClient | None = field(default=None, repr=False)
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+    @property
+    def dyn(self) -> DynamicClient:
+        if self._dyn is None:
+            self._dyn = DynamicClient(self.api)
+        return self._dyn
+
+    @property
+    def core(self) -> k8s.CoreV1Api:
+        return k8s.CoreV1Api(self.api)
+
+    def kubectl(self, *args: str) -> str:
+        """A kubectl command line for this cluster, for the reproduce hints in failure messages."""
+        parts = ["kubectl"]
+        if self.kubeconfig:
+            parts.append(f"--kubeconfig={self.kubeconfig}")
+        if self.context:
+            parts.append(f"--context={self.context}")
+        return " ".join(parts) + " " + shlex.join(args)
+
+    def resource(self, api_version: str, kind: str) -> Any:
+        return self.dyn.resources.get(api_version=api_version, kind=kind)
+
+    def has_kind(self, api_version: str, kind: str) -> bool:
+        try:
+            self.resource(api_version, kind)
+            return True
+        except ResourceNotFoundError:
+            return False
+
+    # -- objects --------------------------------------------------------------------------------------------
+    def apply(self, docs: Iterable[Obj], namespace: str | None = None, labels: dict[str, str] | None = None) -> list[Obj]:
+        """Server-side apply each document; namespaced objects land in `namespace` unless they name one."""
+        applied = []
+        for doc in docs:
+            doc = _with_labels(doc, labels or {})
+            res = self.resource(doc["apiVersion"], doc["kind"])
+            ns = None
+            if res.namespaced:
+                ns = doc["metadata"].get("namespace") or namespace
+                doc["metadata"]["namespace"] = ns
+            out = _call(lambda: res.server_side_apply(body=doc, name=doc["metadata"]["name"], namespace=ns,
+                                                      field_manager=FIELD_MANAGER, force_conflicts=True),
+                        "patch", doc["kind"], ns)
+            applied.append(out.to_dict())
+        return applied
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+        res = self.resource(api_version, kind)
+        try:
+            return _call(lambda: res.get(name=name, namespace=namespace), "get", kind, namespace).to_dict()
+        except NotFoundError:
+            return None
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None, selector: str | None = None) -> list[Obj]:
+        res = self.resource(api_version, kind)
+        out = _call(lambda: res.get(namespace=namespace, label_selector=selector), "list", kind, namespace)
+        return [i for i in out.to_dict().get("items", [])]
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None, grace: int | None = None) -> None:
+        res = self.resource(api_version, kind)
+        body = {"gracePeriodSeconds": grace} if grace is not None else None
+        try:
+            _call(lambda: res.delete(name=name, namespace=namespace, body=body), "delete", kind, namespace)
+        except NotFoundError:
+            pass
+
+    def pods(self, namespace: str, selector: str) -> list[Obj]:
+        return self.list("v1", "Pod", namespace, selector)
+
+    # -- exec, logs, events ---------------------------------------------------------------------------------
+    def exec(self, namespace: str, pod: str, command: list[str], timeout_s: float = 30,
+             container: str | None = None) -> ExecResult:
+        """Run a command in a pod; exit code, stdout and stderr kept apart.
+
+        The client's own `returncode` races the close of the websocket (the status may arrive after the streams,
+        or be empty); this reads every channel until the socket closes and parses the status itself.
+        """
+        kwargs: dict[str, Any] = dict(command=command, stderr=True, stdin=False, stdout=True, tty=False,
+                                      _preload_content=False)
+        if container:
+            kwargs["container"] = container
+        ws = _call(lambda: stream(self.core.connect_get_namespaced_pod_exec, pod, namespace, **kwargs),
+                   "create", "pods/exec", namespace)
+        out, err, status = [], [], []
+        end = time.monotonic() + timeout_s
+        try:
+            while ws.is_open() and time.monotonic() < end:
+                ws.update(timeout=min(1.0, max(0.05, end - time.monotonic())))
+                for chan, buf in ((STDOUT_CHANNEL, out), (STDERR_CHANNEL, err), (ERROR_CHANNEL, status)):
+                    if ws.peek_channel(chan):
+                        buf.append(ws.read_channel(chan))
+            timed_out = ws.is_open()
+            for chan, buf in ((STDOUT_CHANNEL, out), (STDERR_CHANNEL, err), (ERROR_CHANNEL, status)):
+                if ws.peek_channel(chan):
+                    buf.append(ws.read_channel(chan))
+        finally:
+            ws.close()
+        if timed_out:
+            return ExecResult(124, "".join(out), "".join(err) + f"\n[netconform: exec timed out after {timeout_s:.0f}s]")
+        return ExecResult(_exit_code("".join(status)), "".join(out), "".join(err))
+
+    def logs(self, namespace: str, pod: str, tail: int = 50) -> str:
+        try:
+            return self.core.read_namespaced_pod_log(pod, namespace, tail_lines=tail, timestamps=False)
+        except k8s.ApiException as e:
+            return f"(logs unavailable: {e.status} {e.reason})"
+
+    def events(self, namespace: str, names: Iterable[str] | None = None) -> list[str]:
+        wanted = set(names or [])
+        try:
+            items = self.core.list_namespaced_event(namespace).items
+        except k8s.ApiException as e:
+            return [f"(events unavailable: {e.status} {e.reason})"]
+        lines = []
+        for ev in sorted(items, key=lambda e: str(e.last_timestamp or e.event_time or "")):
+            obj = ev.involved_object
+            if wanted and obj.name not in wanted:
+                continue
+            lines.append(f"{ev.type} {obj.kind}/{obj.name} {ev.reason}: {ev.message}")
+        return lines
+
+
+def _exit_code(status: str) -> int:
+    if not status.strip():
+        # No status arrived before the socket closed: do not guess success.
+        return 255
+    doc = yaml.safe_load(status) or {}
+    if doc.get("status") == "Success":
+        return 0
+    for cause in (doc.get("details") or {}).get("causes") or []:
+        if cause.get("reason") == "ExitCode":
+            return int(cause["message"])
+    return 255
+
+
+def _with_labels(doc: Obj, labels: dict[str, str]) -> Obj:
+    doc = yaml.safe_load(yaml.safe_dump(doc))  # deep copy, plain types
+    meta = doc.setdefault("metadata", {})
+    meta["labels"] = {**(meta.get("labels") or {}), **labels}
+    return doc
+
+
+def _call(fn: Callable[[], T], verb: str, resource: str, namespace: str | None) -> T:
+    """Turn transport and permission errors into one-line errors that name what was refused."""
+    try:
+        return fn()
+    except urllib3.exceptions.HTTPError as e:
+        raise ClusterUnreachable(f"the API server did not answer: {_short(e)}") from None
+    except k8s.ApiException as e:
+        if e.status == 403:
+            where = f" in namespace {namespace}" if namespace else " (cluster scope)"
+            raise Forbidden(f"permission denied: cannot {verb} {resource}{where}; the credentials need that RBAC "
+                            f"permission") from None
+        if e.status == 401:
+            raise Forbidden("the API server rejected the credentials (401 Unauthorized)") from None
+        raise
+    except Exception as e:  # the dynamic client raises its own ForbiddenError
+        if type(e).__name__ == "ForbiddenError":
+            where = f" in namespace {namespace}" if namespace else " (cluster scope)"
+            raise Forbidden(f"permission denied: cannot {verb} {resource}{where}; the credentials need that RBAC "
+                            f"permission") from None
+        if type(e).__name__ == "UnauthorizedError":
+            raise Forbidden("the API server rejected the credentials (401 Unauthorized)") from None
+        raise
+
+
+def _short(e: Exception) -> str:
+    text = str(e)
+    return text.split("Caused by", 1)[-1].strip(" ()'\"") if "Caused by" in text else text
+
+
+def load_documents(text: str) -> list[Obj]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def connect(kubeconfig: str | None = None, context: str | None = None, timeout_s: float = 5.0) -> Kube:
+    """Load credentials and prove the API server answers; every failure is one readable line."""
+    path = Path(kubeconfig).expanduser() if kubeconfig else None
+    default = Path(k8s_config.KUBE_CONFIG_DEFAULT_LOCATION).expanduser()
+    cfg = k8s.Configuration()
+    try:
+        if path is None and not default.exists() and not _in_cluster():
+            raise BadKubeconfig(f"no kubeconfig: {default} does not exist and KUBECONFIG is not set; pass "
+                                f"--kube-config, or use --provider local")
+        if path is None and not default.exists():
+            k8s_config.load_incluster_config(client_configuration=cfg)
+        else:
+            file = path or default
+            if not file.exists():
+                raise BadKubeconfig(f"kubeconfig {file} does not exist")
+            try:
+                contexts, _ = k8s_config.list_kube_config_contexts(config_file=str(file))
+            except (yaml.YAMLError, ConfigException, TypeError, AttributeError) as e:
+                raise BadKubeconfig(f"kubeconfig {file} does not parse: {str(e).splitlines()[0]}") from None
+            names = [c["name"] for c in contexts or []]
+            if context and context not in names:
+                raise BadKubeconfig(f"context {context!r} not found in {file}; known contexts: "
+                                    f"{', '.join(names) or '(none)'}")
+            k8s_config.load_kube_config(config_file=str(file), context=context, client_configuration=cfg,
+                                        persist_config=False)
+            kubeconfig = str(file)
+    except ConfigException as e:
+        raise BadKubeconfig(f"cannot use kubeconfig: {e}") from None
+    cfg.retries = 0
+    api = k8s.ApiClient(cfg)
+    kube = Kube(api, kubeconfig, context)
+    try:
+        k8s.VersionApi(api).get_code(_request_timeout=timeout_s)
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        raise ClusterUnreachable(f"no cluster answered at {cfg.host}: {_short(e)}") from None
+    except k8s.ApiException as e:
+        if e.status in (401, 403):
+            raise Forbidden(f"the API server at {cfg.host} refused the credentials ({e.status} {e.reason})") from None
+        raise ClusterUnreachable(f"the API server at {cfg.host} answered {e.status} {e.reason}") from None
+    return kube
+
+
+def _in_cluster() -> bool:
+    return Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists()
+
+
+def wait(what: str, probe: Callable[[], T | None], deadline_s: float, interval_s: float = 0.25,
+         describe: Callable[[], object] | None = None) -> T:
+    """Poll `probe` until it returns a truthy value; on timeout report the last observed state."""
+    __tracebackhide__ = True
+    end = time.monotonic() + deadline_s
+    last: object = None
+    while True:
+        try:
+            value = probe()
+        except (ClusterUnreachable, Forbidden):
+            raise
+        except Exception as e:  # a transient error is an observation, not a verdict
+            value, last = None, f"{type(e).__name__}: {e}"
+        else:
+            if value:
+                return value
+            last = value if describe is None else describe()
+        if time.monotonic() >= end:
+            raise WaitTimeout(what, deadline_s, last)
+        time.sleep(interval_s)
+
+
+def sweep_namespaces(kube: Kube, older_than_s: float, current_run: str | None) -> list[str]:
+    """Delete namespaces of earlier runs (labelled by netconform) older than a threshold."""
+    now = time.time()
+    removed = []
+    for ns in kube.list("v1", "Namespace", selector=RUN_LABEL):
+        meta = ns["metadata"]
+        if current_run and meta["labels"].get(RUN_LABEL) == current_run:
+            continue
+        created = float((meta.get("annotations") or {}).get(CREATED_ANNOTATION, "0") or 0)
+        if now - created >= older_than_s and not meta.get("deletionTimestamp"):
+            kube.delete("v1", "Namespace", meta["name"])
+            removed.append(meta["name"])
+    return removed

@@ -1,0 +1,61 @@
+"""Manifests: load `manifests/<area>/<name>.yaml`, fill `${VARS}`, rewrite images for a mirror."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent / "manifests"
+Obj = dict[str, Any]
+
+
+class ManifestError(ValueError):
+    pass
+
+
+def render(text: str, values: dict[str, str], source: str = "<manifest>") -> list[Obj]:
+    try:
+        filled = string.Template(text).substitute(values)
+    except KeyError as e:
+        raise ManifestError(f"{source}: no value for ${{{e.args[0]}}}") from None
+    return [d for d in yaml.safe_load_all(filled) if d]
+
+
+def load(area: str, name: str, values: dict[str, str], registry: str | None = None,
+         root: Path = ROOT) -> list[Obj]:
+    path = root / area / f"{name}.yaml"
+    docs = render(path.read_text(), values, str(path))
+    return [rewrite_images(d, registry) for d in docs] if registry else docs
+
+
+def rewrite_image(image: str, registry: str) -> str:
+    """Move an image to a mirror, keeping its path and tag: `reg.io/a/b:1` -> `<mirror>/a/b:1`."""
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        image = rest  # drop the original registry host
+    return f"{registry.rstrip('/')}/{image}"
+
+
+def _pod_specs(doc: Obj) -> list[Obj]:
+    kind = doc.get("kind")
+    if kind == "Pod":
+        return [doc.get("spec") or {}]
+    if kind in ("Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job"):
+        return [((doc.get("spec") or {}).get("template") or {}).get("spec") or {}]
+    return []
+
+
+def rewrite_images(doc: Obj, registry: str) -> Obj:
+    for spec in _pod_specs(doc):
+        for key in ("containers", "initContainers"):
+            for c in spec.get(key) or []:
+                c["image"] = rewrite_image(c["image"], registry)
+    return doc
+
+
+def images_of(doc: Obj) -> list[str]:
+    return [c["image"] for spec in _pod_specs(doc) for key in ("containers", "initContainers")
+            for c in spec.get(key) or []]

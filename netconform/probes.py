@@ -1,0 +1,367 @@
+"""Probes run from a pod, as an admin would by hand: curl, dig, ping, nc, openssl. Results are dataclasses.
+
+Parsing is kept in pure functions (tested without a cluster); `eventually` demands several consecutive
+successes within a deadline, never one lucky answer.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+from cryptography import x509
+
+from .kube import ExecResult, Kube
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class ProbePod:
+    """A pod that probes run in (`kubectl exec`)."""
+
+    kube: Kube
+    namespace: str
+    name: str
+    ip: str
+    node: str
+
+    def run(self, cmd: list[str], timeout_s: float = 20) -> ExecResult:
+        return self.kube.exec(self.namespace, self.name, cmd, timeout_s=timeout_s)
+
+    def repro(self, cmd: list[str]) -> str:
+        return self.kube.kubectl("exec", "-n", self.namespace, self.name, "--", *cmd)
+
+    def describe(self) -> str:
+        return f"pod {self.namespace}/{self.name} ({self.ip} on {self.node})"
+
+
+# -- HTTP -----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HttpResult:
+    status: int | None
+    headers: dict[str, str]
+    body: str
+    error: str
+    command: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    def summary(self) -> str:
+        if self.status is None:
+            return f"no HTTP answer ({self.error.strip() or 'connection failed'})"
+        loc = f", Location: {self.headers['location']}" if "location" in self.headers else ""
+        return f"HTTP {self.status}{loc}, body {self.body.strip()[:80]!r}"
+
+
+def curl_command(url: str, host: str | None = None, timeout_s: float = 3, resolve: str | None = None,
+                 insecure: bool = False) -> list[str]:
+    cmd = ["curl", "-sS", "-i", "--max-time", f"{timeout_s:g}", "--connect-timeout", f"{timeout_s:g}"]
+    if host:
+        cmd += ["-H", f"Host: {host}"]
+    if resolve:
+        cmd += ["--resolve", resolve]
+    if insecure:
+        cmd.append("-k")
+    return cmd + [url]
+
+
+def parse_http(result: ExecResult, command: list[str]) -> HttpResult:
+    if result.rc != 0:
+        return HttpResult(None, {}, "", result.stderr or f"curl exited {result.rc}", command)
+    raw = result.stdout.replace("\r\n", "\n")
+    head, _, body = raw.partition("\n\n")
+    lines = head.splitlines()
+    m = re.match(r"HTTP/[\d.]+ (\d{3})", lines[0] if lines else "")
+    if not m:
+        return HttpResult(None, {}, raw, "unparseable response", command)
+    headers = {}
+    for line in lines[1:]:
+        k, sep, v = line.partition(":")
+        if sep:
+            headers[k.strip().lower()] = v.strip()
+    return HttpResult(int(m.group(1)), headers, body, "", command)
+
+
+def http(pod: ProbePod, url: str, host: str | None = None, timeout_s: float = 3, resolve: str | None = None,
+         insecure: bool = False) -> HttpResult:
+    cmd = curl_command(url, host, timeout_s, resolve, insecure)
+    return parse_http(pod.run(cmd, timeout_s + 10), cmd)
+
+
+def runner_http(url: str, timeout_s: float = 3) -> HttpResult:
+    """HTTP from the machine running the suite itself (no proxy from the environment)."""
+    import requests
+    cmd = ["curl", "-sS", "-i", url]
+    try:
+        with requests.Session() as session:
+            session.trust_env = False
+            r = session.get(url, timeout=timeout_s, allow_redirects=False)
+        return HttpResult(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.text, "", cmd)
+    except requests.RequestException as e:
+        return HttpResult(None, {}, "", f"{type(e).__name__}: {e}", cmd)
+
+
+def runner_source_ip(dest: str) -> str:
+    """The address this machine sends from towards `dest` (what a server will see without NAT)."""
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((dest, 9))  # UDP connect sends nothing; it only picks the route
+        return str(s.getsockname()[0])
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Answers of `count` separate connections: which backend answered how often."""
+
+    counts: Counter[str]
+    failures: int
+    count: int
+    command: list[str]
+
+
+def spread_command(url: str, count: int, timeout_s: float = 2) -> list[str]:
+    # One new connection per request (a new curl process each time), so that the kernel picks a backend anew.
+    loop = (f"for i in $(seq {count}); do curl -sS --max-time {timeout_s:g} {shlex.quote(url)} "
+            f"|| echo __FAIL__; echo; done")
+    return ["sh", "-c", loop]
+
+
+def parse_spread(stdout: str, count: int, command: list[str]) -> Spread:
+    answers = [line.strip() for line in stdout.splitlines() if line.strip()]
+    failures = sum(1 for a in answers if "__FAIL__" in a)
+    ok = [a for a in answers if "__FAIL__" not in a]
+    return Spread(Counter(ok), failures + max(0, count - len(answers)), count, command)
+
+
+def spread(pod: ProbePod, url: str, count: int) -> Spread:
+    cmd = spread_command(url, count)
+    res = pod.run(cmd, timeout_s=count * 2.5 + 10)
+    return parse_spread(res.stdout, count, cmd)
+
+
+def requests_for_spread(replicas: int, floor_fraction: float = 1 / 3, p_fail: float = 1e-6) -> int:
+    """Smallest request count for which a fair random spread leaves some replica below `floor_fraction` of
+    its fair share (and so also misses one) with probability below `p_fail` (binomial tail, union bound)."""
+    from math import comb
+    p = 1 / replicas
+    n = replicas
+    while True:
+        floor = floor_fraction * n / replicas
+        tail = sum(comb(n, k) * p ** k * (1 - p) ** (n - k) for k in range(0, int(-(-floor // 1))))
+        if replicas * tail < p_fail:
+            return n
+        n += 1
+
+
+# -- DNS ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Record:
+    name: str
+    rdtype: str
+    value: str  # address for A/AAAA, target name for CNAME/SRV/PTR
+
+
+@dataclass(frozen=True)
+class DnsAnswer:
+    status: str  # NOERROR, NXDOMAIN, ... or "TIMEOUT"
+    records: tuple[Record, ...]
+    command: list[str]
+    raw: str = ""
+
+    def values(self, rdtype: str = "A") -> set[str]:
+        return {r.value for r in self.records if r.rdtype == rdtype}
+
+    def summary(self) -> str:
+        if not self.records:
+            return f"{self.status}, no records"
+        return f"{self.status}: " + ", ".join(f"{r.name} {r.rdtype} {r.value}" for r in self.records)
+
+
+def dig_command(name: str, rdtype: str = "A", tcp: bool = False, search: bool = True, server: str | None = None) -> list[str]:
+    cmd = ["dig", "+time=2", "+tries=1", "+nocookie"]
+    cmd.append("+search" if search else "+nosearch")
+    cmd.append("+tcp" if tcp else "+notcp")
+    if server:
+        cmd.append(f"@{server}")
+    return cmd + [name, rdtype]
+
+
+def parse_dig(stdout: str, command: list[str]) -> DnsAnswer:
+    m = re.search(r"status: ([A-Z]+)", stdout)
+    if not m:
+        status = "TIMEOUT" if "timed out" in stdout or "no servers could be reached" in stdout else "ERROR"
+        return DnsAnswer(status, (), command, stdout)
+    records = []
+    section = None
+    for line in stdout.splitlines():
+        if line.startswith(";; ANSWER SECTION"):
+            section = "answer"
+            continue
+        if line.startswith(";;") or not line.strip():
+            if section == "answer" and not line.strip():
+                section = None
+            continue
+        if section == "answer":
+            fields = line.split(None, 4)
+            if len(fields) < 5:
+                continue
+            owner, _ttl, rdclass, rdtype, text = fields
+            rd = dns.rdata.from_text(dns.rdataclass.from_text(rdclass), dns.rdatatype.from_text(rdtype), text)
+            value = str(getattr(rd, "address", None) or getattr(rd, "target", None) or rd.to_text())
+            records.append(Record(owner, rdtype, value))
+    return DnsAnswer(m.group(1), tuple(records), command, stdout)
+
+
+def lookup(pod: ProbePod, name: str, rdtype: str = "A", tcp: bool = False, search: bool = True,
+           server: str | None = None) -> DnsAnswer:
+    cmd = dig_command(name, rdtype, tcp, search, server)
+    res = pod.run(cmd, timeout_s=15)
+    return parse_dig(res.stdout + res.stderr, cmd)
+
+
+def parse_resolv_conf(text: str) -> tuple[list[str], list[str], dict[str, str]]:
+    """(nameservers, search list, options) of a resolv.conf."""
+    servers, search, options = [], [], {}
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if parts[0] == "nameserver":
+            servers += parts[1:2]
+        elif parts[0] == "search":
+            search = parts[1:]
+        elif parts[0] == "options":
+            for o in parts[1:]:
+                k, _, v = o.partition(":")
+                options[k] = v
+    return servers, search, options
+
+
+# -- ICMP, TCP, UDP -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PingResult:
+    sent: int
+    received: int
+    output: str
+    command: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.received > 0 and self.received == self.sent
+
+
+def ping_command(target: str, count: int = 3, size: int | None = None, dont_fragment: bool = False) -> list[str]:
+    cmd = ["ping", "-n", "-c", str(count), "-i", "0.2", "-W", "2"]
+    if size is not None:
+        cmd += ["-s", str(size)]
+    if dont_fragment:
+        cmd += ["-M", "do"]
+    return cmd + [target]
+
+
+def parse_ping(output: str, command: list[str]) -> PingResult:
+    m = re.search(r"(\d+) packets transmitted, (\d+) (?:packets )?received", output)
+    if not m:
+        return PingResult(0, 0, output, command)
+    return PingResult(int(m.group(1)), int(m.group(2)), output, command)
+
+
+def ping(pod: ProbePod, target: str, count: int = 3, size: int | None = None, dont_fragment: bool = False) -> PingResult:
+    cmd = ping_command(target, count, size, dont_fragment)
+    res = pod.run(cmd, timeout_s=count * 2 + 10)
+    return parse_ping(res.stdout + res.stderr, cmd)
+
+
+@dataclass(frozen=True)
+class TextResult:
+    ok: bool
+    text: str
+    command: list[str]
+
+    def summary(self) -> str:
+        return repr(self.text.strip()[:120]) if self.ok else f"failed: {self.text.strip()[:200]}"
+
+
+def tcp_request(pod: ProbePod, ip: str, port: int, path: str = "/hostname", timeout_s: float = 3) -> TextResult:
+    r = http(pod, f"http://{_hostport(ip, port)}{path}", timeout_s=timeout_s)
+    return TextResult(r.ok, r.body if r.ok else r.summary(), r.command)
+
+
+def udp_request(pod: ProbePod, ip: str, port: int, message: str = "hostname", timeout_s: float = 2) -> TextResult:
+    # agnhost netexec answers a UDP datagram "hostname" with its hostname and "clientip" with the client address.
+    cmd = ["sh", "-c", f"echo {shlex.quote(message)} | nc -u -w{int(timeout_s)} {ip} {port}"]
+    res = pod.run(cmd, timeout_s=timeout_s + 10)
+    text = res.stdout.strip()
+    return TextResult(bool(text), text or res.stderr or "no UDP answer", cmd)
+
+
+def _hostport(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+# -- TLS ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TlsResult:
+    chain: tuple[x509.Certificate, ...]
+    error: str
+    command: list[str]
+
+    @property
+    def handshake_ok(self) -> bool:
+        return bool(self.chain)
+
+
+_PEM = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+
+
+def parse_s_client(output: str, command: list[str]) -> TlsResult:
+    certs = tuple(x509.load_pem_x509_certificate(m.encode()) for m in _PEM.findall(output))
+    return TlsResult(certs, "" if certs else output.strip()[-300:], command)
+
+
+def tls_handshake(pod: ProbePod, ip: str, port: int, sni: str) -> TlsResult:
+    cmd = ["sh", "-c", f"openssl s_client -connect {_hostport(ip, port)} -servername {shlex.quote(sni)} "
+                       f"-showcerts </dev/null 2>&1"]
+    res = pod.run(cmd, timeout_s=15)
+    return parse_s_client(res.stdout + res.stderr, cmd)
+
+
+# -- polling --------------------------------------------------------------------------------------------------
+class NotConsistent(Exception, Generic[R]):
+    """A probe never met its expectation `successes` times in a row before the deadline."""
+
+    def __init__(self, last: R, attempts: int, best_streak: int, deadline_s: float) -> None:
+        super().__init__(f"not consistently true within {deadline_s:.0f}s")
+        self.last = last
+        self.attempts = attempts
+        self.best_streak = best_streak
+        self.deadline_s = deadline_s
+
+
+def eventually(attempt: Callable[[], R], ok: Callable[[R], bool], deadline_s: float, successes: int = 3,
+               interval_s: float = 0.2) -> R:
+    """Repeat `attempt` until `ok` holds `successes` times in a row; raise NotConsistent with the last result."""
+    end = time.monotonic() + deadline_s
+    streak = best = attempts = 0
+    while True:
+        result = attempt()
+        attempts += 1
+        streak = streak + 1 if ok(result) else 0
+        best = max(best, streak)
+        if streak >= successes:
+            return result
+        if time.monotonic() >= end:
+            raise NotConsistent(result, attempts, best, deadline_s)
+        if streak == 0:
+            time.sleep(interval_s)

@@ -1,0 +1,94 @@
+"""Parsing of what the probes print (curl, dig, ping, openssl, resolv.conf) and the polling rule."""
+
+from collections import Counter
+from math import comb
+
+import pytest
+
+from netconform import probes
+from netconform.kube import ExecResult
+
+DIG = """
+; <<>> DiG 9.18.41 <<>> +search web A
+;; global options: +cmd
+;; Got answer:
+;; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 4242
+;; flags: qr aa rd; QUERY: 1, ANSWER: 2, AUTHORITY: 0, ADDITIONAL: 1
+
+;; QUESTION SECTION:
+;external.ns.svc.cluster.local. IN A
+
+;; ANSWER SECTION:
+external.ns.svc.cluster.local. 5 IN CNAME kubernetes.default.svc.cluster.local.
+kubernetes.default.svc.cluster.local. 5 IN A 10.96.0.1
+
+;; Query time: 0 msec
+"""
+
+
+def test_dig_answer_is_parsed_with_dnspython():
+    a = probes.parse_dig(DIG, ["dig"])
+    assert a.status == "NOERROR"
+    assert a.values("CNAME") == {"kubernetes.default.svc.cluster.local."}
+    assert a.values("A") == {"10.96.0.1"}
+
+
+def test_dig_nxdomain_and_timeout():
+    nx = probes.parse_dig(";; ->>HEADER<<- opcode: QUERY, status: NXDOMAIN, id: 1\n", [])
+    assert nx.status == "NXDOMAIN" and not nx.records
+    to = probes.parse_dig(";; communications error to 10.96.0.10#53: timed out\n;; no servers could be reached\n", [])
+    assert to.status == "TIMEOUT"
+    assert "no records" in to.summary()
+
+
+def test_http_response_with_redirect():
+    out = "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://h/p\r\nContent-Length: 0\r\n\r\n"
+    r = probes.parse_http(ExecResult(0, out, ""), ["curl"])
+    assert r.status == 308 and r.headers["location"] == "https://h/p" and not r.ok
+    assert "Location: https://h/p" in r.summary()
+
+
+def test_http_failure_keeps_curls_error():
+    r = probes.parse_http(ExecResult(28, "", "curl: (28) Connection timed out after 3001 ms"), ["curl"])
+    assert r.status is None and "timed out" in r.summary()
+
+
+def test_spread_counts_answers_and_failures():
+    s = probes.parse_spread("web-a\n\nweb-b\n\n__FAIL__\n\nweb-a\n", 5, [])
+    assert s.counts == Counter({"web-a": 2, "web-b": 1})
+    assert s.failures == 2  # one failed request, one missing answer
+
+
+def test_request_count_bounds_the_chance_of_a_false_alarm():
+    n = probes.requests_for_spread(3)
+    p = 1 / 3
+    floor = n / 9
+    tail = sum(comb(n, k) * p ** k * (1 - p) ** (n - k) for k in range(0, int(-(-floor // 1))))
+    assert 3 * tail < 1e-6
+    assert 3 * (2 / 3) ** n < 1e-6  # a replica missed entirely is rarer still
+    assert probes.requests_for_spread(3) < probes.requests_for_spread(4)
+
+
+def test_ping_summary():
+    out = "3 packets transmitted, 3 received, 0% packet loss, time 402ms"
+    assert probes.parse_ping(out, []).ok
+    lost = probes.parse_ping("3 packets transmitted, 0 received, 100% packet loss", [])
+    assert not lost.ok and lost.sent == 3
+    assert not probes.parse_ping("ping: sendmsg: Message too long", []).ok
+
+
+def test_resolv_conf():
+    servers, search, options = probes.parse_resolv_conf(
+        "search ns.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n")
+    assert servers == ["10.96.0.10"] and search[0] == "ns.svc.cluster.local" and options == {"ndots": "5"}
+
+
+def test_eventually_needs_consecutive_successes():
+    answers = iter([True, False, True, True, True])
+    assert probes.eventually(lambda: next(answers), bool, deadline_s=5, successes=3, interval_s=0)
+
+
+def test_eventually_reports_the_last_observation():
+    with pytest.raises(probes.NotConsistent) as e:
+        probes.eventually(lambda: "refused", lambda r: r == "ok", deadline_s=0.05, interval_s=0.01)
+    assert e.value.last == "refused" and e.value.best_streak == 0
