@@ -16,7 +16,7 @@ from netconform.probes import HttpResult, ProbePod
 
 pytestmark = pytest.mark.loadbalancer
 
-PENDING_S = 20.0
+PENDING_S = 10.0  # MetalLB-style implementations assign within seconds; clouds: --timeout-scale
 
 
 @pytest.fixture(scope="module")

@@ -88,8 +88,7 @@ def pick_ingress_class(classes: tuple[IngressClassInfo, ...], wanted: str | None
 
 
 def detect(kube: Kube, provider: str) -> ClusterInfo:
-    version = kube.api.call_api("/version", "GET", response_type="object", auth_settings=["BearerToken"],
-                                _return_http_data_only=True)
+    version = kube.version()
     nodes = tuple(node_info(n) for n in kube.list("v1", "Node"))
     dns = kube.get("v1", "Service", "kube-dns", "kube-system")
     domain = "cluster.local"
@@ -98,7 +97,7 @@ def detect(kube: Kube, provider: str) -> ClusterInfo:
     classes = tuple(ingress_class_info(c) for c in kube.list("networking.k8s.io/v1", "IngressClass"))
     return ClusterInfo(
         provider=provider, server=kube.api.configuration.host, context=kube.context,
-        version=str((version or {}).get("gitVersion", "unknown")), nodes=nodes,
+        version=version, nodes=nodes,
         dns_service_ip=(dns or {}).get("spec", {}).get("clusterIP"),
         dns_service="kube-system/kube-dns" if dns else None, cluster_domain=domain,
         ingress_classes=classes, cert_manager=kube.has_kind(*CERT_MANAGER_CRD),
@@ -108,9 +107,6 @@ def detect(kube: Kube, provider: str) -> ClusterInfo:
 def _kubelet_cluster_domain(kube: Kube, node: str) -> str | None:
     """Read kubelet's clusterDomain through the node proxy, when the credentials allow it."""
     try:
-        data = kube.api.call_api(f"/api/v1/nodes/{node}/proxy/configz", "GET", response_type="object",
-                                 auth_settings=["BearerToken"], _return_http_data_only=True,
-                                 _request_timeout=3)
-        return data["kubeletconfig"].get("clusterDomain")
-    except Exception:
+        return json.loads(kube.node_proxy(node, "configz"))["kubeletconfig"].get("clusterDomain")
+    except Exception:  # no nodes/proxy permission, or a kubelet that does not serve configz
         return None

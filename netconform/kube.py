@@ -72,6 +72,12 @@ class Kube:
             parts.append(f"--context={self.context}")
         return " ".join(parts) + " " + shlex.join(args)
 
+    def version(self) -> str:
+        return str(_call(lambda: k8s.VersionApi(self.api).get_code(), "get", "/version", None).git_version)
+
+    def node_proxy(self, node: str, path: str) -> str:
+        return str(self.core.connect_get_node_proxy_with_path(node, path, _request_timeout=3))
+
     def resource(self, api_version: str, kind: str) -> Any:
         return self.dyn.resources.get(api_version=api_version, kind=kind)
 

@@ -128,20 +128,21 @@ class Spread:
     failures: int
     count: int
     command: list[str]
+    errors: tuple[str, ...] = ()
 
 
 def spread_command(url: str, count: int, timeout_s: float = 2) -> list[str]:
     # One new connection per request (a new curl process each time), so that the kernel picks a backend anew.
-    loop = (f"for i in $(seq {count}); do curl -sS --max-time {timeout_s:g} {shlex.quote(url)} "
-            f"|| echo __FAIL__; echo; done")
+    loop = (f"for i in $(seq {count}); do out=$(curl -sS --max-time {timeout_s:g} {shlex.quote(url)} 2>&1) "
+            f"|| out=\"__FAIL__ $out\"; echo \"$out\"; done")
     return ["sh", "-c", loop]
 
 
 def parse_spread(stdout: str, count: int, command: list[str]) -> Spread:
     answers = [line.strip() for line in stdout.splitlines() if line.strip()]
-    failures = sum(1 for a in answers if "__FAIL__" in a)
+    errors = tuple(a.replace("__FAIL__", "").strip() for a in answers if "__FAIL__" in a)
     ok = [a for a in answers if "__FAIL__" not in a]
-    return Spread(Counter(ok), failures + max(0, count - len(answers)), count, command)
+    return Spread(Counter(ok), len(errors) + max(0, count - len(answers)), count, command, errors)
 
 
 def spread(pod: ProbePod, url: str, count: int) -> Spread:

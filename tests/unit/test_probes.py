@@ -54,9 +54,10 @@ def test_http_failure_keeps_curls_error():
 
 
 def test_spread_counts_answers_and_failures():
-    s = probes.parse_spread("web-a\n\nweb-b\n\n__FAIL__\n\nweb-a\n", 5, [])
+    s = probes.parse_spread("web-a\nweb-b\n__FAIL__ curl: (28) Connection timed out\nweb-a\n", 5, [])
     assert s.counts == Counter({"web-a": 2, "web-b": 1})
     assert s.failures == 2  # one failed request, one missing answer
+    assert s.errors == ("curl: (28) Connection timed out",)
 
 
 def test_request_count_bounds_the_chance_of_a_false_alarm():
