@@ -239,7 +239,8 @@ def down(out: Callable[[str], None] = print) -> None:
     containers = [pid for n in node_names for pid in node.cgroup_pids(n)]
     all_pids = sorted(set(pids + stray + containers))
     if all_pids:
-        procs.stop_pids(sorted(set(pids)))
+        # A throwaway cluster: a short grace, then SIGKILL (kube-apiserver alone takes seconds to exit).
+        procs.stop_pids(sorted(set(pids)), deadline_s=3)
         procs.stop_pids(sorted(set(procs.pids_matching(fragments) + containers)), deadline_s=5)
         out(f"stopped {len(all_pids)} process(es)")
     mounts = _our_mounts(fragments)
