@@ -36,11 +36,11 @@ def check_spread(diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, s
     count = probes.requests_for_spread(len(backends))
     url = f"http://{svc.cluster_ip}:{svc.port()}/hostname"
     # Ready EndpointSlices do not mean kube-proxy (or its replacement) has programmed them yet: wait until
-    # short bursts answer without error and only from current replicas, then measure the spread.
+    # short bursts are answered, and only by current replicas, then measure the spread.
     try:
         probes.eventually(lambda: probes.spread(client, url, 6),
-                          lambda s: s.failures == 0 and set(s.counts) <= backends, cluster.settings.deadline(20),
-                          successes=2)
+                          lambda s: bool(s.counts) and set(s.counts) <= backends,
+                          cluster.settings.deadline(probes.PROBE_S), successes=2)
     except probes.NotConsistent as e:
         diagnose.involve(svc.namespace, client.name, *backends)
         diagnose.fail("the ClusterIP does not answer from its current replicas",
@@ -54,14 +54,15 @@ def check_spread(diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, s
     objects = [client.describe(), f"service {svc.namespace}/{svc.name} ({svc.cluster_ip})",
                f"replicas {', '.join(sorted(backends))}"]
     repro = client.repro(got.command)
-    diagnose.check(got.failures == 0, "requests to the ClusterIP failed",
-                   expected=f"{count} answers", observed=f"{got.failures} of {count} failed "
-                   f"(first errors: {list(got.errors)[:3]}); answers {summarize_counts(got.counts)}",
-                   objects=objects, reproduce=repro)
     missing = backends - set(got.counts)
     diagnose.check(not missing, "the ClusterIP does not reach every replica",
                    expected=f"each of {len(backends)} replicas answers some of {count} requests",
-                   observed=f"never answered: {', '.join(sorted(missing))}; answers {summarize_counts(got.counts)}",
+                   observed=f"never answered: {', '.join(sorted(missing))}; answers {summarize_counts(got.counts)}; "
+                            f"{got.failures} request(s) failed {list(got.errors)[:2]}",
+                   objects=objects, reproduce=repro)
+    diagnose.check(got.failures == 0, "requests to the ClusterIP failed",
+                   expected=f"{count} answers", observed=f"{got.failures} of {count} failed "
+                   f"(first errors: {list(got.errors)[:3]}); answers {summarize_counts(got.counts)}",
                    objects=objects, reproduce=repro)
     strangers = set(got.counts) - backends
     diagnose.check(not strangers, "answers came from pods that are not the Service's current replicas",

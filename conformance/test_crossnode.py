@@ -49,7 +49,7 @@ def test_crossnode_pod_to_pod_keeps_the_client_ip(diagnose: Diagnose, cluster: C
         attempt = lambda: probes.udp_request(src, dst.ip, 8081, "clientip")  # noqa: E731
     seen_ip = lambda r: r.text.strip().rsplit(":", 1)[0].strip("[]")  # noqa: E731
     try:
-        got = probes.eventually(attempt, lambda r: r.ok, cluster.settings.deadline(15))
+        got = probes.eventually(attempt, lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S))
         connectivity_matrix(node_pair, proto, True)
     except probes.NotConsistent as e:
         connectivity_matrix(node_pair, proto, False)
@@ -68,7 +68,7 @@ def test_crossnode_pod_to_pod_icmp(diagnose: Diagnose, cluster: ClusterHandle, n
     """Pod to pod ICMP echo by IP, for every ordered node pair."""
     src, dst = pair(node_pods, node_pair)
     try:
-        probes.eventually(lambda: probes.ping(src, dst.ip), lambda r: r.ok, cluster.settings.deadline(15), successes=1)
+        probes.eventually(lambda: probes.ping(src, dst.ip), lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S), successes=1)
         connectivity_matrix(node_pair, "icmp", True)
     except probes.NotConsistent as e:
         connectivity_matrix(node_pair, "icmp", False)
@@ -85,7 +85,7 @@ def test_crossnode_path_mtu(diagnose: Diagnose, cluster: ClusterHandle, node_pod
     size = mtu - 28  # IPv4 header 20 + ICMP header 8
     try:
         probes.eventually(lambda: probes.ping(src, dst.ip, count=2, size=size, dont_fragment=True), lambda r: r.ok,
-                          cluster.settings.deadline(15), successes=1)
+                          cluster.settings.deadline(probes.PROBE_S), successes=1)
     except probes.NotConsistent as e:
         connectivity_matrix(node_pair, "mtu", False)
         diagnose.fail(f"full-size packets from {node_pair[0]} to {node_pair[1]} are lost",
@@ -115,7 +115,7 @@ def test_crossnode_node_to_pod_and_pod_to_node(diagnose: Diagnose, cluster: Clus
     dst = node_pods[b]
     try:
         probes.eventually(lambda: probes.tcp_request(host, dst.ip, 8080), lambda r: r.ok,
-                          cluster.settings.deadline(15))
+                          cluster.settings.deadline(probes.PROBE_S))
     except probes.NotConsistent as e:
         diagnose.fail(f"node {a} does not reach pod {dst.name} on {b}", expected=f"HTTP 200 from {dst.ip}",
                       observed=e.last.summary(), objects=[host.describe(), dst.describe()],
@@ -123,7 +123,7 @@ def test_crossnode_node_to_pod_and_pod_to_node(diagnose: Diagnose, cluster: Clus
     node_ip = next(n.internal_ip for n in cluster.info.nodes if n.name == a)
     # Pod to node: the kubelet's health port would need credentials; ICMP to the node address needs nothing.
     try:
-        probes.eventually(lambda: probes.ping(dst, str(node_ip)), lambda r: r.ok, cluster.settings.deadline(15),
+        probes.eventually(lambda: probes.ping(dst, str(node_ip)), lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S),
                           successes=1)
     except probes.NotConsistent as e:
         diagnose.fail(f"pod {dst.name} on {b} does not reach node {a} ({node_ip})", expected="3 of 3 echo replies",
@@ -157,7 +157,7 @@ def test_crossnode_clusterip_with_its_only_backend_on_another_node(diagnose: Dia
     url = f"http://{svc.cluster_ip}:80/hostname"
     try:
         probes.eventually(lambda: probes.http(src, url), lambda r: r.ok and r.body.strip() == dst.name,
-                          cluster.settings.deadline(15))
+                          cluster.settings.deadline(probes.PROBE_S))
     except probes.NotConsistent as e:
         diagnose.fail(f"ClusterIP {svc.cluster_ip} from {node_pair[0]} does not reach its backend on {node_pair[1]}",
                       expected=f"HTTP 200 from {dst.name}", observed=e.last.summary(),
@@ -182,7 +182,7 @@ def test_crossnode_nodeport_on_every_node_by_traffic_policy(diagnose: Diagnose, 
     objs = [f"node {entry} ({node_ip})", backend.describe(), f"service {svc.namespace}/{svc.name}"]
     if policy == "Cluster" or entry == backend_node:
         try:
-            got = probes.eventually(lambda: probes.runner_http(url), lambda r: r.ok, cluster.settings.deadline(15))
+            got = probes.eventually(lambda: probes.runner_http(url), lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S))
         except probes.NotConsistent as e:
             diagnose.fail(f"NodePort ({policy}) on {entry} does not answer for a backend on {backend_node}",
                           expected="HTTP 200", observed=e.last.summary(), objects=objs, reproduce=f"curl -sS {url}")

@@ -6,7 +6,7 @@ import pytest
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
-from fixtures.workloads import Backend, ServiceRef, Workloads
+from fixtures.workloads import ClusterDns, Backend, ServiceRef, Workloads
 from netconform import probes
 from netconform.probes import ProbePod
 
@@ -29,14 +29,15 @@ def names(svc: ServiceRef, domain: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("proto", ["udp", "tcp"])
 @pytest.mark.parametrize("form", ["short", "namespaced", "fqdn"])
-def test_dns_service_name_resolves_to_clusterip(diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod,
+def test_dns_service_name_resolves_to_clusterip(cluster_dns: ClusterDns, diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod,
                                                 service: ServiceRef, form: str, proto: str) -> None:
     """`web`, `web.<ns>` and `web.<ns>.svc.<domain>` resolve to the ClusterIP, over UDP and over TCP."""
+    cluster_dns.require()
     name = names(service, cluster.info.cluster_domain)[form]
     try:
         answer = probes.eventually(lambda: probes.lookup(client, name, tcp=proto == "tcp"),
                                    lambda a: a.values("A") == {service.cluster_ip},
-                                   cluster.settings.deadline(20))
+                                   cluster.settings.deadline(probes.PROBE_S))
     except probes.NotConsistent as e:
         diagnose.involve(service.namespace, client.name)
         diagnose.fail(f"{name} does not resolve to the Service's ClusterIP over {proto.upper()}",

@@ -6,7 +6,7 @@ import pytest
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
-from fixtures.workloads import ServiceRef, Workloads
+from fixtures.workloads import ClusterDns, ServiceRef, Workloads
 from netconform import probes
 from netconform.probes import ProbePod
 
@@ -24,11 +24,12 @@ def service(workloads: Workloads, target: str) -> ServiceRef:
     return workloads.service("externalname", "service", NAME="external", TARGET=target)
 
 
-def test_externalname_resolves_to_a_cname_and_onward(diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod,
+def test_externalname_resolves_to_a_cname_and_onward(cluster_dns: ClusterDns, diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod,
                                                      service: ServiceRef, target: str) -> None:
     """`external.<ns>.svc.<domain>` answers with a CNAME to the target and the target's own address."""
+    cluster_dns.require()
     name = f"{service.name}.{service.namespace}.svc.{cluster.info.cluster_domain}"
-    deadline = cluster.settings.deadline(20)
+    deadline = cluster.settings.deadline(probes.PROBE_S)
     try:
         direct = probes.eventually(lambda: probes.lookup(client, target + "."), lambda a: bool(a.values("A")), deadline)
     except probes.NotConsistent as e:

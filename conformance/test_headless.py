@@ -6,7 +6,7 @@ import pytest
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
-from fixtures.workloads import Backend, ServiceRef, Workloads
+from fixtures.workloads import ClusterDns, Backend, ServiceRef, Workloads
 from netconform import probes
 from netconform.probes import ProbePod
 
@@ -32,7 +32,7 @@ def expect_resolves_to(diagnose: Diagnose, cluster: ClusterHandle, client: Probe
     name = f"{svc.name}.{svc.namespace}.svc.{cluster.info.cluster_domain}"
     try:
         probes.eventually(lambda: probes.lookup(client, name), lambda a: a.values("A") == ips,
-                          cluster.settings.deadline(20))
+                          cluster.settings.deadline(probes.PROBE_S))
     except probes.NotConsistent as e:
         diagnose.involve(svc.namespace, client.name)
         diagnose.fail(f"headless name {name} does not resolve to the ready pod IPs",
@@ -55,28 +55,31 @@ def test_headless_endpoints_equal_the_pod_ips(diagnose: Diagnose, workloads: Wor
                    observed=str(sorted(got)), objects=[f"service {service.namespace}/{service.name}"])
 
 
-def test_headless_name_resolves_to_exactly_the_ready_pod_ips(diagnose: Diagnose, cluster: ClusterHandle,
+def test_headless_name_resolves_to_exactly_the_ready_pod_ips(cluster_dns: ClusterDns, diagnose: Diagnose, cluster: ClusterHandle,
                                                              client: ProbePod, service: ServiceRef,
                                                              web: Backend) -> None:
     """The headless name resolves to the set of ready pod IPs, no more and no less."""
+    cluster_dns.require()
     expect_resolves_to(diagnose, cluster, client, service, web.ips)
 
 
-def test_headless_pod_answers_icmp_through_the_headless_name(diagnose: Diagnose, cluster: ClusterHandle,
+def test_headless_pod_answers_icmp_through_the_headless_name(cluster_dns: ClusterDns, diagnose: Diagnose, cluster: ClusterHandle,
                                                              client: ProbePod, service: ServiceRef) -> None:
     """A pod behind the headless name answers ICMP echo."""
+    cluster_dns.require()
     name = f"{service.name}.{service.namespace}.svc.{cluster.info.cluster_domain}"
     try:
-        probes.eventually(lambda: probes.ping(client, name), lambda r: r.ok, cluster.settings.deadline(15))
+        probes.eventually(lambda: probes.ping(client, name), lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S))
     except probes.NotConsistent as e:
         diagnose.fail(f"no ICMP echo reply through {name}", expected="3 of 3 replies", observed=e.last.output[-300:],
                       objects=[client.describe(), f"service {service.namespace}/{service.name}"],
                       reproduce=client.repro(e.last.command))
 
 
-def test_headless_name_follows_a_scale_up(diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads,
+def test_headless_name_follows_a_scale_up(cluster_dns: ClusterDns, diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads,
                                           client: ProbePod, service: ServiceRef, web: Backend) -> None:
     """After the Deployment scales from 2 to 3, the name resolves to all 3 pod IPs."""
+    cluster_dns.require()
     workloads.apply(workloads.render("common", "server", NAME="web", REPLICAS=3))
     pods = workloads.wait_ready("app=web", 3, "Deployment web scaled to 3")
     expect_resolves_to(diagnose, cluster, client, service, {p.ip for p in pods})

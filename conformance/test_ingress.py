@@ -34,7 +34,7 @@ def expect_route(diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, c
         return r.status == want if isinstance(want, int) else (r.ok and r.body.strip() == want)
 
     try:
-        probes.eventually(lambda: probes.http(client, url, host=host), ok, cluster.settings.deadline(20))
+        probes.eventually(lambda: probes.http(client, url, host=host), ok, cluster.settings.deadline(probes.PROBE_S))
     except probes.NotConsistent as e:
         last: HttpResult = e.last
         svc = ctrl.service

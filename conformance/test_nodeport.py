@@ -60,7 +60,7 @@ def test_nodeport_answers_on_every_node_from_a_pod(diagnose: Diagnose, cluster: 
     url = f"http://{node_ip(cluster, node_name)}:{service.node_port()}/hostname"
     diagnose.involve(service.namespace, client.name, *web.names)
     expect_backend(diagnose, f"NodePort does not answer on node {node_name} from a pod",
-                   lambda: probes.http(client, url), web, cluster.settings.deadline(20),
+                   lambda: probes.http(client, url), web, cluster.settings.deadline(probes.PROBE_S),
                    [client.describe(), f"service {service.namespace}/{service.name} nodePort {service.node_port()}",
                     f"node {node_name}"], client.repro(probes.curl_command(url)))
 
@@ -75,7 +75,7 @@ def test_nodeport_answers_on_every_node_from_the_runner(diagnose: Diagnose, clus
     diagnose.involve(service.namespace, *web.names)
     expect_backend(diagnose, f"NodePort does not answer on node {node_name} from the runner",
                    lambda: probes.runner_http(url), web,
-                   cluster.settings.deadline(20), [f"service {service.namespace}/{service.name}", f"node {node_name}"],
+                   cluster.settings.deadline(probes.PROBE_S), [f"service {service.namespace}/{service.name}", f"node {node_name}"],
                    f"curl -sS {url}")
 
 
@@ -88,6 +88,6 @@ def test_nodeport_answers_on_localhost_of_every_node(diagnose: Diagnose, cluster
     url = f"http://127.0.0.1:{service.node_port()}/hostname"
     diagnose.involve(service.namespace, *web.names)
     expect_backend(diagnose, f"NodePort does not answer on localhost of node {node_name}",
-                   lambda: probes.http(node_client, url), web, cluster.settings.deadline(20),
+                   lambda: probes.http(node_client, url), web, cluster.settings.deadline(probes.PROBE_S),
                    [node_client.describe(), f"service {service.namespace}/{service.name}"],
                    node_client.repro(probes.curl_command(url)))

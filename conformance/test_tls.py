@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 from collections.abc import Callable
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
@@ -54,7 +57,7 @@ def test_tls_default_certificate_for_a_host_without_tls(diagnose: Diagnose, clus
                        f" -servername {host} -verify_hostname {host} </dev/null 2>&1"]
     try:
         out = probes.eventually(lambda: client.run(cmd), lambda r: "BEGIN CERTIFICATE" in r.stdout or
-                                "Server certificate" in r.stdout, cluster.settings.deadline(20))
+                                "Server certificate" in r.stdout, cluster.settings.deadline(probes.PROBE_S))
     except probes.NotConsistent as e:
         diagnose.fail(f"no TLS handshake for {host}", expected="a certificate (the controller's default)",
                       observed=e.last.stdout[-300:], objects=[client.describe()], reproduce=client.repro(cmd))
@@ -69,22 +72,28 @@ def test_tls_default_certificate_for_a_host_without_tls(diagnose: Diagnose, clus
                    objects=[client.describe()], reproduce=client.repro(cmd))
 
 
+def secret_certificate(cluster: ClusterHandle, namespace: str, name: str) -> x509.Certificate:
+    """The certificate a `kubernetes.io/tls` Secret holds now (what the admin configured)."""
+    secret = cluster.kube.get("v1", "Secret", name, namespace) or {}
+    return x509.load_pem_x509_certificate(base64.b64decode((secret.get("data") or {}).get("tls.crt", "")))
+
+
 def test_tls_own_certificate_from_a_secret_is_served_and_valid(diagnose: Diagnose, cluster: ClusterHandle,
                                                                client: ProbePod,
                                                                ingress_controller: IngressController,
                                                                own_cert: ServerCert) -> None:
     """With SNI for the host, the controller serves the Secret's certificate: it chains to the CA, names the host,
     and is inside its validity window with --min-cert-days left."""
-    want = own_cert.cert.fingerprint(own_cert.cert.signature_hash_algorithm)  # type: ignore[arg-type]
+    configured = secret_certificate(cluster, client.namespace, "secure-tls")
+    want = configured.fingerprint(hashes.SHA256())
     try:
         got = probes.eventually(lambda: served(client, ingress_controller, own_cert.host),
-                                lambda r: r.handshake_ok and r.chain[0].fingerprint(
-                                    own_cert.cert.signature_hash_algorithm) == want,  # type: ignore[arg-type]
+                                lambda r: r.handshake_ok and r.chain[0].fingerprint(hashes.SHA256()) == want,
                                 cluster.settings.deadline(30))
     except probes.NotConsistent as e:
         last: TlsResult = e.last
         diagnose.fail(f"the certificate from Secret secure-tls is not served for {own_cert.host}",
-                      expected=f"leaf {certs.describe(own_cert.cert)}",
+                      expected=f"leaf {certs.describe(configured)}",
                       observed=certs.describe(last.chain[0]) if last.chain else f"no handshake: {last.error}",
                       objects=[client.describe(), f"secret {client.namespace}/secure-tls",
                                f"ingress {client.namespace}/secure"], reproduce=client.repro(last.command))
@@ -109,7 +118,7 @@ def test_tls_http_redirects_to_https(diagnose: Diagnose, cluster: ClusterHandle,
     try:
         probes.eventually(lambda: probes.http(client, ingress_controller.http_url + path, host=own_cert.host),
                           lambda r: r.status in (301, 302, 307, 308) and r.headers.get("location") == want,
-                          cluster.settings.deadline(20))
+                          cluster.settings.deadline(probes.PROBE_S))
     except probes.NotConsistent as e:
         last: HttpResult = e.last
         diagnose.fail(f"HTTP for {own_cert.host} does not redirect to HTTPS",

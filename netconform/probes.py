@@ -23,6 +23,10 @@ from .kube import ExecResult, Kube
 
 R = TypeVar("R")
 
+#: How long a probe may take to hold (3 answers in a row) before the check fails; scaled by --timeout-scale.
+#: Proxies and DNS on a healthy cluster converge in a second or two; a fault should turn red quickly.
+PROBE_S = 10.0
+
 
 @dataclass(frozen=True)
 class ProbePod:
@@ -131,10 +135,11 @@ class Spread:
     errors: tuple[str, ...] = ()
 
 
-def spread_command(url: str, count: int, timeout_s: float = 2) -> list[str]:
+def spread_command(url: str, count: int, timeout_s: float = 1, max_failures: int = 8) -> list[str]:
     # One new connection per request (a new curl process each time), so that the kernel picks a backend anew.
-    loop = (f"for i in $(seq {count}); do out=$(curl -sS --max-time {timeout_s:g} {shlex.quote(url)} 2>&1) "
-            f"|| out=\"__FAIL__ $out\"; echo \"$out\"; done")
+    # Stop after `max_failures`: a broken path should fail fast, not time out request by request.
+    loop = (f"f=0; for i in $(seq {count}); do out=$(curl -sS --max-time {timeout_s:g} {shlex.quote(url)} 2>&1) "
+            f"|| {{ out=\"__FAIL__ $out\"; f=$((f+1)); }}; echo \"$out\"; [ $f -ge {max_failures} ] && break; done; true")
     return ["sh", "-c", loop]
 
 

@@ -295,3 +295,26 @@ def status() -> dict[str, object]:
         "logs": str(paths.LOGS),
         "ingress": {"http_nodeport": config.INGRESS_HTTP_NODEPORT, "https_nodeport": config.INGRESS_HTTPS_NODEPORT},
     }
+
+
+def current() -> Cluster:
+    """The running cluster, as recorded by `up`."""
+    meta = read_meta()
+    if not meta:
+        raise RuntimeError("no local cluster; run `netconform cluster up`")
+    return Cluster(config.nodes(int(meta["nodes"])), Path(str(meta["bins"])), paths.KUBECONFIG)  # type: ignore[arg-type]
+
+
+def ensure_kube_proxy(cluster: Cluster) -> list[str]:
+    """Start kube-proxy again on every node where it is not running (after a fault stopped it)."""
+    started = []
+    for n in cluster.nodes:
+        if procs.running(f"kube-proxy-{n.name}") is None:
+            node.start_kube_proxy(n, cluster.bins, paths.STATE / "kube-proxy.kubeconfig")
+            started.append(n.name)
+    return started
+
+
+def reapply_addon(cluster: Cluster, name: str) -> None:
+    names = images.image_names()
+    _apply(cluster, f"{name}.yaml", COREDNS_IMAGE=names["coredns"], TRAEFIK_IMAGE=names["traefik"])

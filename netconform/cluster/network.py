@@ -31,9 +31,11 @@ def create_bridge() -> None:
     _ip("link", "add", config.BRIDGE, "type", "bridge")
     _ip("addr", "add", f"{config.HOST_IP}/{config.NODE_SUBNET.prefixlen}", "dev", config.BRIDGE)
     _ip("link", "set", config.BRIDGE, "up")
-    # Node namespaces need the host to forward only between themselves and the host.
+    # The bridge is the nodes' L2 segment: frames between node ports pass; the host routes nothing for them
+    # (no fallback router between pod CIDRs, as on a real flat network) and nothing leaves through other links.
     run(["iptables", "-w", "-N", config.HOST_CHAIN])
-    run(["iptables", "-w", "-A", config.HOST_CHAIN, "-i", config.BRIDGE, "-o", config.BRIDGE, "-j", "ACCEPT"])
+    run(["iptables", "-w", "-A", config.HOST_CHAIN, "-i", config.BRIDGE, "-o", config.BRIDGE, "-m", "physdev",
+         "--physdev-is-bridged", "-j", "ACCEPT"])
     run(["iptables", "-w", "-A", config.HOST_CHAIN, "-i", config.BRIDGE, "-j", "DROP"])
     run(["iptables", "-w", "-A", config.HOST_CHAIN, "-o", config.BRIDGE, "-j", "DROP"])
     run(["iptables", "-w", "-I", "FORWARD", "1", "-j", config.HOST_CHAIN])

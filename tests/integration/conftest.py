@@ -1,0 +1,88 @@
+"""Integration tests against the running local cluster: the smoke test, the whole suite, the fault catalogue."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class SuiteRun:
+    """What one run of the conformance suite produced: outcome and message per test id, and its wall time."""
+
+    rc: int
+    seconds: float
+    outcomes: dict[str, str] = field(default_factory=dict)
+    messages: dict[str, str] = field(default_factory=dict)
+    times: dict[str, float] = field(default_factory=dict)
+    output: str = ""
+
+    def ids(self, outcome: str) -> set[str]:
+        return {k for k, v in self.outcomes.items() if v == outcome}
+
+    def matching(self, fragment: str) -> dict[str, str]:
+        return {k: v for k, v in self.outcomes.items() if fragment in k}
+
+
+def parse_junit(path: Path) -> tuple[dict[str, str], dict[str, str], dict[str, float]]:
+    outcomes, messages, times = {}, {}, {}
+    for tc in ET.parse(path).iter("testcase"):
+        tid = f"{tc.get('classname', '').replace('.', '/')}.py::{tc.get('name')}"
+        tid = tid.replace("conformance/", "", 1) if tid.startswith("conformance/") else tid
+        outcome, message = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            el = tc.find(tag)
+            if el is not None:
+                outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+                message = (el.get("message") or "") + "\n" + (el.text or "")
+                break
+        outcomes[tid], messages[tid], times[tid] = outcome, message, float(tc.get("time") or 0)
+    return outcomes, messages, times
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> str:
+    path = os.environ.get("NETCONFORM_KUBE_CONFIG") or "/var/lib/netconform/admin.kubeconfig"
+    if not Path(path).exists():
+        pytest.fail(f"no local cluster kubeconfig at {path}: run `netconform cluster up` first", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def run_suite(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory):
+    """Run the conformance suite (or part of it) in a subprocess; return its per-test outcomes."""
+
+    def run(*args: str, workers: int = 4, env: dict[str, str] | None = None) -> SuiteRun:
+        junit = tmp_path_factory.mktemp("suite") / "junit.xml"
+        paths = [a for a in args if a.startswith("conformance")] or ["conformance"]
+        args = tuple(a for a in args if not a.startswith("conformance"))
+        cmd = [sys.executable, "-m", "pytest", *paths, f"--kube-config={kubeconfig}", f"--junitxml={junit}",
+               "-p", "no:randomly", "-q", "--html=", *(["-n", str(workers), "--dist", "loadfile"] if workers else []),
+               *args]
+        started = time.monotonic()
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).parent), **(env or {})})
+        seconds = time.monotonic() - started
+        run = SuiteRun(proc.returncode, seconds, output=proc.stdout[-6000:] + proc.stderr[-3000:])
+        if junit.exists():
+            run.outcomes, run.messages, run.times = parse_junit(junit)
+        return run
+
+    return run
+
+
+def kubectl(kubeconfig: str, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", *args], input=input, capture_output=True,
+                          text=True, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
+    return proc

@@ -1,0 +1,66 @@
+"""Faults that must land inside a running suite (they target objects the suite itself creates).
+
+Loaded with `-p faultplugin`; $NETCONFORM_FAULT names the fault. Applied just before the targeted test's call,
+after its fixtures exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+
+import pytest
+
+from netconform import certs
+from netconform.cluster import procs
+
+
+def _blackhole_one_backend(item: pytest.Item) -> None:
+    workloads = item._request.getfixturevalue("workloads")  # type: ignore[attr-defined]
+    pods = sorted(workloads.ready_pods("app=web"), key=lambda p: p["metadata"]["name"])
+    victim = pods[0]
+    ip = victim["status"]["podIP"]
+    for ns in (n for n in os.listdir("/var/run/netns") if n.startswith("nc-node-")):
+        procs.run(["ip", "netns", "exec", ns, "iptables", "-w", "-I", "FORWARD", "-d", ip, "-m", "comment",
+                   "--comment", "netconform-fault", "-j", "DROP"])
+    print(f"netconform fault: blackholed {victim['metadata']['name']} ({ip})")
+
+
+def _expire_tls_secret(item: pytest.Item) -> None:
+    req = item._request  # type: ignore[attr-defined]
+    ca = req.getfixturevalue("certificate_authority")
+    own = req.getfixturevalue("own_cert")
+    kube = req.getfixturevalue("kube")
+    ns = req.getfixturevalue("namespace")
+    now = dt.datetime.now(dt.timezone.utc)
+    cert, key = certs.issue(ca, own.host, dns=(own.host,), server=True, not_before=now - dt.timedelta(days=30),
+                            not_after=now - dt.timedelta(days=2))
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    kube.apply([{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "secure-tls"}, "type": "kubernetes.io/tls",
+                 "data": {"tls.crt": b64(certs.cert_pem(cert)), "tls.key": b64(certs.key_pem(key))}}], ns)
+
+
+FAULTS = {
+    "blackhole-backend": ("test_clusterip_spreads_requests_over_every_replica", _blackhole_one_backend),
+    "expired-tls": ("test_tls_own_certificate_from_a_secret_is_served_and_valid", _expire_tls_secret),
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    fault = os.environ.get("NETCONFORM_FAULT")
+    if fault in FAULTS and item.name.startswith(FAULTS[fault][0]):
+        FAULTS[fault][1](item)
+
+
+def clear_rules() -> None:
+    """Remove every rule a fault of this plugin added (by its comment)."""
+    for ns in (n for n in os.listdir("/var/run/netns") if n.startswith("nc-node-")):
+        for table in ("filter", "raw"):
+            rules = procs.run(["ip", "netns", "exec", ns, "iptables", "-w", "-t", table, "-S"], check=False).stdout
+            for rule in rules.splitlines():
+                if "netconform-fault" in rule and rule.startswith("-A "):
+                    args = rule.split()[1:]
+                    procs.run(["ip", "netns", "exec", ns, "iptables", "-w", "-t", table, "-D", *[a.strip('"') for a in args]],
+                              check=False)

@@ -1,0 +1,98 @@
+"""The local cluster is real: pods on the CNI bridge, a ClusterIP, cluster DNS, and an Ingress reached from the host.
+
+Written with kubectl and plain HTTP only, independent of the suite's own code, so that it can vouch for the
+cluster the suite is proven on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+import urllib.request
+
+from conftest import kubectl
+
+NS = "nc-smoke"
+MANIFEST = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: nc-smoke, labels: {netconform.io/run: smoke}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: nc-smoke}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: netconform.local/toolbox:v1, imagePullPolicy: IfNotPresent,
+         args: [netexec, --http-port=8080], ports: [{containerPort: 8080}],
+         readinessProbe: {httpGet: {path: /hostname, port: 8080}, periodSeconds: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: nc-smoke}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web, namespace: nc-smoke}
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: smoke.netconform.test
+    http:
+      paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]
+"""
+
+
+def poll(what, fn, deadline=60.0):
+    end = time.monotonic() + deadline
+    last = None
+    while time.monotonic() < end:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - an observation while polling
+            last = e
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}; last: {last}")
+
+
+def test_smoke_the_local_cluster_is_real(kubeconfig):
+    kubectl(kubeconfig, "apply", "-f", "-", input=MANIFEST)
+    try:
+        kubectl(kubeconfig, "-n", NS, "rollout", "status", "deployment/web", "--timeout=90s")
+        pods = json.loads(kubectl(kubeconfig, "-n", NS, "get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]
+        nodes = {n["metadata"]["name"]: n["spec"]["podCIDR"] for n in
+                 json.loads(kubectl(kubeconfig, "get", "nodes", "-o", "json").stdout)["items"]}
+        for p in pods:  # pod IPs come from the CNI bridge's host-local range on their node
+            assert ipaddress.ip_address(p["status"]["podIP"]) in ipaddress.ip_network(nodes[p["spec"]["nodeName"]])
+        pod = pods[0]["metadata"]["name"]
+        cip = kubectl(kubeconfig, "-n", NS, "get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}").stdout
+        names = {p["metadata"]["name"] for p in pods}
+        poll("the ClusterIP to answer from a pod", lambda: kubectl(
+            kubeconfig, "-n", NS, "exec", pod, "--", "curl", "-sS", "--max-time", "2", f"http://{cip}/hostname",
+            check=False).stdout.strip() in names)
+        dig = poll("kubernetes.default.svc.cluster.local to resolve", lambda: kubectl(
+            kubeconfig, "-n", NS, "exec", pod, "--", "dig", "+short", "kubernetes.default.svc.cluster.local",
+            check=False).stdout.strip())
+        assert dig == kubectl(kubeconfig, "get", "svc", "kubernetes", "-o", "jsonpath={.spec.clusterIP}").stdout
+        node_ip = next(a["address"] for a in json.loads(kubectl(kubeconfig, "get", "nodes", "-o", "json").stdout)[
+            "items"][0]["status"]["addresses"] if a["type"] == "InternalIP")
+
+        def via_ingress():
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            req = urllib.request.Request(f"http://{node_ip}:30080/hostname", headers={"Host": "smoke.netconform.test"})
+            return opener.open(req, timeout=3).read().decode().strip() in names
+
+        poll("the Ingress to route a request from the host by Host header", via_ingress)
+    finally:
+        kubectl(kubeconfig, "delete", "namespace", NS, "--wait=false", check=False)

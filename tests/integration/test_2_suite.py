@@ -1,0 +1,17 @@
+"""The whole conformance suite passes on the healthy local cluster; the only skips are true capability skips."""
+
+from __future__ import annotations
+
+ALLOWED_SKIPS = ("no LoadBalancer implementation", "cert-manager CRDs")
+
+
+def test_suite_passes_on_the_healthy_local_cluster(run_suite, record_property):
+    run = run_suite()
+    record_property("suite_seconds", f"{run.seconds:.1f}")
+    failed = run.ids("failed") | run.ids("error")
+    assert run.outcomes, f"the suite ran no test:\n{run.output}"
+    assert not failed, "failed on a healthy cluster:\n" + "\n\n".join(f"{t}\n{run.messages[t]}" for t in sorted(failed))
+    for tid in run.ids("skipped"):
+        assert any(r in run.messages[tid] for r in ALLOWED_SKIPS), f"unexpected skip {tid}: {run.messages[tid]}"
+    assert run.rc == 0, run.output
+    print(f"suite: {len(run.ids('passed'))} passed, {len(run.ids('skipped'))} skipped in {run.seconds:.1f}s")
