@@ -5,6 +5,7 @@ Nothing else in netconform imports the client's generated API classes. Objects t
 
 from __future__ import annotations
 
+import os
 import shlex
 import time
 import urllib3
@@ -241,8 +242,9 @@ def connect(kubeconfig: str | None = None, context: str | None = None, timeout_s
     cfg = k8s.Configuration()
     try:
         if path is None and not default.exists() and not _in_cluster():
-            raise BadKubeconfig(f"no kubeconfig: {default} does not exist and KUBECONFIG is not set; pass "
-                                f"--kube-config, or use --provider local")
+            source = "from $KUBECONFIG" if os.environ.get("KUBECONFIG") else "the default; $KUBECONFIG is not set"
+            raise BadKubeconfig(f"no kubeconfig: {default} ({source}) does not exist; pass --kube-config, or use "
+                                f"--provider local")
         if path is None and not default.exists():
             k8s_config.load_incluster_config(client_configuration=cfg)
         else:

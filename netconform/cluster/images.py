@@ -166,9 +166,16 @@ def image_names() -> dict[str, str]:
     return {
         "toolbox": f"{REGISTRY}/toolbox:{TOOLBOX_TAG}",
         "pause": f"{REGISTRY}/pause:{TOOLBOX_TAG}",
+        "acmesolver": f"{REGISTRY}/cert-manager-acmesolver:{build.CERT_MANAGER_VERSION}",
         "coredns": f"{REGISTRY}/coredns:{build.COREDNS_VERSION}",
         "traefik": f"{REGISTRY}/traefik:{build.TRAEFIK_VERSION}",
+        "cert-manager": f"{REGISTRY}/cert-manager-controller:{build.CERT_MANAGER_VERSION}",
+        "pebble": f"{REGISTRY}/pebble:{build.PEBBLE_VERSION}",
     }
+
+
+#: Images every node needs; the rest (cluster add-ons, pinned to the first node) go to the first node only.
+NODE_IMAGES = ("toolbox", "pause", "acmesolver")
 
 
 def _single_file_dir(dest: Path, files: dict[str, Path]) -> Path:
@@ -184,26 +191,57 @@ def _single_file_dir(dest: Path, files: dict[str, Path]) -> Path:
     return dest / "fs"
 
 
-def build_archive(bins: dict[str, Path], say: Callable[[str], None] = print) -> Path:
-    """One OCI archive with every image the cluster and the suite need; cached by the inputs' keys."""
+def build_archives(bins: dict[str, Path], say: Callable[[str], None] = print) -> tuple[Path, Path]:
+    """Two OCI archives, (every node's images, the add-on images), cached by the inputs' keys."""
     rootfs = toolbox_rootfs(say)
     names = image_names()
     key = hashlib.sha256(json.dumps([str(rootfs), sorted((k, str(v)) for k, v in bins.items()), names,
                                      IMAGE_REVISION]).encode()).hexdigest()[:12]
-    out = paths.CACHE / "images" / f"netconform-images-{key}.tar"
-    if out.exists():
+    out = (paths.CACHE / "images" / f"node-images-{key}.tar", paths.CACHE / "images" / f"addon-images-{key}.tar")
+    if all(p.exists() for p in out):
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    say("writing image archive")
+    out[0].parent.mkdir(parents=True, exist_ok=True)
+    say("writing image archives")
     layers = paths.CACHE / "layers"
-    k8s = bins["kubernetes"]
-    agnhost = _single_file_dir(layers / f"agnhost-{k8s.name}", {"usr/local/bin/agnhost": k8s / "agnhost"})
-    coredns = _single_file_dir(layers / f"coredns-{bins['coredns'].name}", {"coredns": bins["coredns"] / "coredns"})
-    traefik = _single_file_dir(layers / f"traefik-{bins['traefik'].name}", {"traefik": bins["traefik"] / "traefik"})
+
+    def files(name: str, mapping: dict[str, Path]) -> Path:
+        return _single_file_dir(layers / f"{name}-{hashlib.sha256(str(sorted(mapping.items())).encode()).hexdigest()[:12]}",
+                                mapping)
+
+    k8s, cm, pebble = bins["kubernetes"], bins["cert-manager"], bins["pebble"]
+    agnhost = files("agnhost", {"usr/local/bin/agnhost": k8s / "agnhost"})
+    nonroot = ("65532",)
     write_oci_archive([
         ImageSpec(names["toolbox"], (rootfs, agnhost), entrypoint=("/usr/local/bin/agnhost",)),
         ImageSpec(names["pause"], (rootfs, agnhost), entrypoint=("/usr/local/bin/agnhost", "pause")),
-        ImageSpec(names["coredns"], (coredns,), entrypoint=("/coredns",)),
-        ImageSpec(names["traefik"], (traefik,), entrypoint=("/traefik",)),
-    ], out)
+        # cert-manager starts solver pods with runAsNonRoot: the image names a numeric non-root user.
+        ImageSpec(names["acmesolver"], (files("acmesolver", {"acmesolver": cm / "acmesolver"}),),
+                  entrypoint=("/acmesolver",), user=nonroot[0]),
+    ], out[0])
+    pebble_certs = pebble_module_dir() / "test" / "certs" / "localhost"
+    write_oci_archive([
+        ImageSpec(names["coredns"], (files("coredns", {"coredns": bins["coredns"] / "coredns"}),),
+                  entrypoint=("/coredns",)),
+        ImageSpec(names["traefik"], (files("traefik", {"traefik": bins["traefik"] / "traefik"}),),
+                  entrypoint=("/traefik",)),
+        ImageSpec(names["cert-manager"], (files("cm-controller", {"controller": cm / "controller"}),),
+                  entrypoint=("/controller",), user=nonroot[0]),
+        ImageSpec(names["pebble"], (files("pebble", {
+            "pebble": pebble / "pebble", "pebble-challtestsrv": pebble / "pebble-challtestsrv",
+            "certs/cert.pem": pebble_certs / "cert.pem", "certs/key.pem": pebble_certs / "key.pem"}),),
+            entrypoint=("/pebble",), user=nonroot[0]),
+    ], out[1])
     return out
+
+
+def pebble_module_dir() -> Path:
+    from . import build
+    return module_dir("github.com/letsencrypt/pebble/v2", build.PEBBLE_VERSION)
+
+
+def module_dir(module: str, version: str) -> Path:
+    """Where a module's source is in the module cache (downloaded if needed), for files it ships."""
+    from . import build
+    out = subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"], check=True, capture_output=True,
+                         text=True, env=build.go_env(), cwd="/").stdout
+    return Path(json.loads(out)["Dir"])

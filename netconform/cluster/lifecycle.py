@@ -76,19 +76,19 @@ def up(nodes: int = 1, kubernetes_version: str = build.DEFAULT_KUBERNETES_VERSIO
         down(out=lambda m: say("  " + m))
     node_list = config.nodes(nodes)
     recipes = [build.kubernetes_recipe(kubernetes_version), build.etcd_recipe(), build.coredns_recipe(),
-               build.traefik_recipe()]
+               build.traefik_recipe(), build.pebble_recipe(), build.cert_manager_recipe()]
     bins = {}
     for r in recipes:
         if not build.is_built(r):
             say(f"building {r.name} {r.version} from Go modules (cold: minutes)")
         bins[r.name] = build.build(r, say=lambda m: None)
     say("binaries ready")
-    archive = images.build_archive(bins, say)
+    archives = images.build_archives(bins, say)
     say("images ready")
     k8s = bins["kubernetes"]
     cluster = Cluster(node_list, k8s, paths.KUBECONFIG)
     try:
-        _start(cluster, bins, archive, say)
+        _start(cluster, bins, archives, say)
     except BaseException:
         say("up failed; logs are kept in " + str(paths.LOGS))
         raise
@@ -98,7 +98,7 @@ def up(nodes: int = 1, kubernetes_version: str = build.DEFAULT_KUBERNETES_VERSIO
     return paths.KUBECONFIG
 
 
-def _start(cluster: Cluster, bins: dict[str, Path], archive: Path, say: Stages) -> None:
+def _start(cluster: Cluster, bins: dict[str, Path], archives: tuple[Path, Path], say: Stages) -> None:
     k8s = bins["kubernetes"]
     for d in (paths.STATE, paths.LOGS, config.RUN):
         d.mkdir(parents=True, exist_ok=True)
@@ -132,7 +132,9 @@ def _start(cluster: Cluster, bins: dict[str, Path], archive: Path, say: Stages) 
     with ThreadPoolExecutor(max_workers=len(cluster.nodes)) as pool:
         def prep(n: Node) -> None:
             node.wait_containerd(n)
-            node.import_images(n, archive)
+            node.import_images(n, archives[0])
+            if n == cluster.nodes[0]:  # add-ons are pinned to the first node
+                node.import_images(n, archives[1])
         list(pool.map(prep, cluster.nodes))
     say("containerd running, images imported on every node")
     _wait_api(cluster)
@@ -151,17 +153,50 @@ def _start(cluster: Cluster, bins: dict[str, Path], archive: Path, say: Stages) 
                         "netconform.io/cni-bin-dir=/usr/lib/cni")
     network.route_pod_cidrs(cluster.nodes, pod_cidrs)
     say("nodes registered; pod CIDRs routed: " + ", ".join(f"{k}={v}" for k, v in sorted(pod_cidrs.items())))
-    _apply(cluster, "coredns.yaml", COREDNS_IMAGE=names["coredns"])
-    _apply(cluster, "traefik.yaml", TRAEFIK_IMAGE=names["traefik"])
+    for addon in ADDON_FILES:
+        _apply(cluster, addon, **_images_values())
+    cluster.kubectl("apply", "--server-side", "--field-manager=netconform-cluster", "-f", "-",
+                    input=cert_manager_crds(bins["cert-manager"]))
     _wait(cluster, "nodes Ready", lambda: _all_nodes_ready(cluster), 90)
     say("nodes Ready")
     _wait(cluster, "CoreDNS ready", lambda: _rollout_done(cluster, "kube-system", "coredns"), 90)
     _wait(cluster, "Traefik ready", lambda: _rollout_done(cluster, "netconform-ingress", "traefik"), 90)
     say("CoreDNS and ingress controller ready")
+    _wait(cluster, "cert-manager ready", lambda: _rollout_done(cluster, "cert-manager", "cert-manager"), 90)
+    _wait(cluster, "Pebble ready", lambda: _rollout_done(cluster, "netconform-acme", "pebble"), 90)
+    say("cert-manager and the ACME test server ready")
+
+
+ADDON_FILES = ("coredns.yaml", "traefik.yaml", "cert-manager.yaml", "pebble.yaml")
+
+
+def _images_values() -> dict[str, str]:
+    n = images.image_names()
+    return {"COREDNS_IMAGE": n["coredns"], "TRAEFIK_IMAGE": n["traefik"], "CERT_MANAGER_IMAGE": n["cert-manager"],
+            "ACMESOLVER_IMAGE": n["acmesolver"], "PEBBLE_IMAGE": n["pebble"]}
+
+
+def cert_manager_crds(_bins: Path) -> str:
+    """cert-manager's CRDs from its module, with the Helm template expressions (labels only) filled in."""
+    crd_dir = images.module_dir("github.com/cert-manager/cert-manager", build.CERT_MANAGER_VERSION) / "deploy" / "crds"
+    docs = []
+    for f in sorted(crd_dir.glob("crd-*.yaml")):
+        lines = []
+        for line in f.read_text().splitlines():
+            if "{{" in line:
+                if line.strip().startswith("#"):
+                    continue
+                key = line.split(":", 1)[0]
+                line = f"{key}: cert-manager"
+            lines.append(line)
+        docs.append("\n".join(lines))
+    return "\n---\n".join(docs)
 
 
 def _apply(cluster: Cluster, name: str, **extra: str) -> None:
     values = {"CLUSTER_DOMAIN": config.CLUSTER_DOMAIN, "DNS_SERVICE_IP": config.DNS_SERVICE_IP,
+              "ADDON_NODE": cluster.nodes[0].name, "INGRESS_SERVICE_IP": config.INGRESS_SERVICE_IP,
+              "INGRESS_DOMAIN": config.INGRESS_DOMAIN,
               "INGRESS_HTTP_NODEPORT": str(config.INGRESS_HTTP_NODEPORT),
               "INGRESS_HTTPS_NODEPORT": str(config.INGRESS_HTTPS_NODEPORT), **extra}
     text = string.Template((ADDONS / name).read_text()).substitute(values)
@@ -179,7 +214,7 @@ def _wait(cluster: Cluster, what: str, ok: Callable[[], bool], deadline_s: float
 
 
 def _suspect(what: str) -> str:
-    return {"CoreDNS ready": "kubelet-nc-node-1", "Traefik ready": "kubelet-nc-node-1"}.get(what, "kube-apiserver")
+    return "kubelet-nc-node-1" if what.endswith(" ready") else "kube-apiserver"
 
 
 def _check_processes() -> None:
@@ -316,5 +351,4 @@ def ensure_kube_proxy(cluster: Cluster) -> list[str]:
 
 
 def reapply_addon(cluster: Cluster, name: str) -> None:
-    names = images.image_names()
-    _apply(cluster, f"{name}.yaml", COREDNS_IMAGE=names["coredns"], TRAEFIK_IMAGE=names["traefik"])
+    _apply(cluster, f"{name}.yaml", **_images_values())

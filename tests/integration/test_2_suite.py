@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-ALLOWED_SKIPS = ("no LoadBalancer implementation", "cert-manager CRDs")
+ALLOWED_SKIPS = ("no LoadBalancer implementation",)
 
 
 def test_suite_passes_on_the_healthy_local_cluster(run_suite, record_property):

@@ -125,6 +125,18 @@ def set_mtu(mtu: int) -> Callable[[Ctx], None]:
     return act
 
 
+def unroute_acme_solver(ctx: Ctx) -> None:
+    """Pebble's DNS answers the test hosts with 127.0.0.1: HTTP-01 validation never reaches the ingress."""
+    patch = ('[{"op": "replace", "path": "/spec/template/spec/containers/1/command/2", "value": "127.0.0.1"}]')
+    ctx.kubectl("-n", "netconform-acme", "patch", "deployment", "pebble", "--type=json", "-p", patch)
+    ctx.wait_rollout("netconform-acme", "pebble")
+
+
+def reroute_acme_solver(ctx: Ctx) -> None:
+    lifecycle.reapply_addon(lifecycle.current(), "pebble")
+    ctx.wait_rollout("netconform-acme", "pebble")
+
+
 def nothing(ctx: Ctx) -> None:
     pass
 
@@ -164,6 +176,9 @@ FAULTS = [
     Fault("expired-tls-secret", ("conformance/test_tls.py",), nothing, nothing,
           must_fail=("test_tls_own_certificate",), must_pass=("test_tls_default_certificate",),
           says=("expired: valid until",), args=("-p", "faultplugin"), env={"NETCONFORM_FAULT": "expired-tls"}),
+    Fault("acme-solver-path-unrouted", ("conformance/test_certmanager.py",), unroute_acme_solver,
+          reroute_acme_solver, must_fail=("test_certmanager_acme",), must_pass=("test_certmanager_ca_issuer",),
+          says=("Challenge",)),
     Fault("route-to-node-1-pods-removed-on-node-2", ("conformance/test_crossnode.py",), remove_route, restore_route,
           must_fail=tuple(f"pod_to_pod_keeps_the_client_ip[{p}-{proto}]" for p in CROSS for proto in ("tcp", "udp"))
           + tuple(f"pod_to_pod_icmp[{p}]" for p in CROSS),

@@ -7,7 +7,8 @@ from netconform import manifests
 
 def test_every_shipped_manifest_renders_and_names_the_same_image():
     values = {k: "x" for k in ("NAMESPACE", "NAME", "REPLICAS", "APP", "POLICY", "TARGET", "TARGET_IP", "CLASS",
-                               "HOST", "BLUE_HOST", "GREEN_HOST", "SECRET")}
+                               "HOST", "BLUE_HOST", "GREEN_HOST", "SECRET", "ACME_SERVER", "SKIP_TLS_VERIFY", "ISSUER",
+                               "COLOUR")}
     values["IMAGE"] = "netconform.local/toolbox:v1"
     count = 0
     for path in sorted(manifests.ROOT.glob("*/*.yaml")):

@@ -1,0 +1,71 @@
+"""Bad input gets one readable line and a meaningful exit status within seconds, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_suite(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, float]:
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "conformance", "-p", "no:randomly", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60,
+                          env={**{k: v for k, v in os.environ.items() if not k.startswith("NETCONFORM_")},
+                               "KUBECONFIG": "/nonexistent/kubeconfig", **(env or {})})
+    return proc.returncode, (proc.stdout + proc.stderr).strip(), time.monotonic() - started
+
+
+def kubeconfig(tmp_path: Path, server: str) -> Path:
+    f = tmp_path / "kubeconfig"
+    f.write_text(f"""apiVersion: v1
+kind: Config
+current-context: a
+clusters: [{{name: c, cluster: {{server: "{server}", insecure-skip-tls-verify: true}}}}]
+users: [{{name: u, user: {{token: t}}}}]
+contexts: [{{name: a, context: {{cluster: c, user: u}}}}, {{name: b, context: {{cluster: c, user: u}}}}]
+""")
+    return f
+
+
+@pytest.mark.parametrize(("args", "code", "line"), [
+    ((), 2, "netconform: no kubeconfig: /nonexistent/kubeconfig (from $KUBECONFIG) does not exist"),
+    (("--timeout-scale=fast",), 4, "ERROR: --timeout-scale: could not convert string to float"),
+    (("--provider=docker",), 4, "ERROR: --provider: must be one of kubeconfig, kind, local"),
+])
+def test_no_cluster_or_bad_option_is_one_line(args, code, line):
+    rc, out, seconds = run_suite(*args)
+    assert rc == code and out.splitlines()[0].startswith(line), out
+    assert "Traceback" not in out and seconds < 10
+
+
+def test_unreachable_api_server(tmp_path):
+    # A port on loopback that nothing listens on: refused at once.
+    rc, out, seconds = run_suite(f"--kube-config={kubeconfig(tmp_path, 'https://127.0.0.1:1')}")
+    assert rc == 3 and out.startswith("netconform: no cluster answered at https://127.0.0.1:1"), out
+    assert len(out.splitlines()) == 1 and seconds < 10
+
+
+def test_unknown_context_lists_the_known_ones(tmp_path):
+    rc, out, _ = run_suite(f"--kube-config={kubeconfig(tmp_path, 'https://127.0.0.1:1')}", "--kube-context=prod")
+    assert rc == 2 and out == f"netconform: context 'prod' not found in {tmp_path / 'kubeconfig'}; known contexts: a, b"
+
+
+def test_kubeconfig_that_does_not_parse(tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_text("clusters: [\n")
+    rc, out, _ = run_suite(f"--kube-config={bad}")
+    assert rc == 2 and out.startswith(f"netconform: kubeconfig {bad} does not parse") and len(out.splitlines()) == 1
+
+
+def test_collect_only_needs_no_cluster_and_k_selects_one_area():
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-k", "ingress"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    ids = [line for line in proc.stdout.splitlines() if "::" in line]
+    assert proc.returncode == 0 and ids and all(i.startswith("conformance/test_ingress.py::") for i in ids), proc.stdout
