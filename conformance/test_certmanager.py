@@ -30,6 +30,10 @@ def certificate_report(workloads: Workloads, name: str) -> str:
     """Where admins lose hours: the Certificate's conditions, its Orders and Challenges, the solver pods' logs."""
     kube, ns = workloads.kube, workloads.namespace
     lines = []
+    for issuer in kube.list(CM, "Issuer", ns):
+        for c in (issuer.get("status") or {}).get("conditions") or []:
+            lines.append(f"Issuer {issuer['metadata']['name']} {c['type']}={c['status']} {c.get('reason', '')}: "
+                         f"{c.get('message', '')}")
     cert = kube.get(CM, "Certificate", name, ns)
     for c in ((cert or {}).get("status") or {}).get("conditions") or []:
         lines.append(f"Certificate {name} {c['type']}={c['status']} {c.get('reason', '')}: {c.get('message', '')}")
