@@ -51,18 +51,37 @@ def certificate_report(workloads: Workloads, name: str) -> str:
     return "\n".join(lines) or "no Certificate, Order or Challenge found"
 
 
-def wait_ready(diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads, name: str) -> float:
-    started = time.monotonic()
+def acme_failed(cluster: ClusterHandle, namespace: str) -> bool:
+    """An Order or Challenge in a final failed state: the Certificate will not become Ready (cert-manager backs
+    off for up to an hour), so waiting longer only delays the diagnosis."""
+    for kind in ("Order", "Challenge"):
+        if not cluster.kube.has_kind("acme.cert-manager.io/v1", kind):
+            return False
+        for obj in cluster.kube.list("acme.cert-manager.io/v1", kind, namespace):
+            if (obj.get("status") or {}).get("state") in ("invalid", "errored", "expired"):
+                return True
+    return False
 
-    def ready() -> bool:
+
+def wait_ready(diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads, name: str) -> float:
+    __tracebackhide__ = True
+    started = time.monotonic()
+    deadline = cluster.settings.deadline(ISSUE_S)
+
+    def settled() -> str | None:
         cert = cluster.kube.get(CM, "Certificate", name, workloads.namespace) or {}
-        return any(c["type"] == "Ready" and c["status"] == "True"
-                   for c in (cert.get("status") or {}).get("conditions") or [])
+        if any(c["type"] == "Ready" and c["status"] == "True"
+               for c in (cert.get("status") or {}).get("conditions") or []):
+            return "ready"
+        return "failed" if acme_failed(cluster, workloads.namespace) else None
 
     try:
-        wait(f"Certificate {workloads.namespace}/{name} Ready", ready, cluster.settings.deadline(ISSUE_S), interval_s=0.5)
+        outcome = wait(f"Certificate {workloads.namespace}/{name} Ready", settled, deadline, interval_s=0.5)
     except WaitTimeout:
-        diagnose.fail(f"Certificate {name} did not become Ready within {cluster.settings.deadline(ISSUE_S):.0f}s",
+        outcome = f"not Ready within {deadline:.0f}s"
+    if outcome != "ready":
+        outcome = "its ACME Order or Challenge failed" if outcome == "failed" else outcome
+        diagnose.fail(f"Certificate {name} did not become Ready: {outcome}",
                       expected="Ready=True", observed=certificate_report(workloads, name),
                       objects=[f"certificate {workloads.namespace}/{name}", f"ingress {workloads.namespace}/{name}"],
                       reproduce=cluster.kube.kubectl("describe", "certificate,order,challenge", "-n",

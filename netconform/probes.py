@@ -135,19 +135,35 @@ class Spread:
     errors: tuple[str, ...] = ()
 
 
-def spread_command(url: str, count: int, timeout_s: float = 1, max_failures: int = 8) -> list[str]:
-    # One new connection per request (a new curl process each time), so that the kernel picks a backend anew.
-    # Stop after `max_failures`: a broken path should fail fast, not time out request by request.
-    loop = (f"f=0; for i in $(seq {count}); do out=$(curl -sS --max-time {timeout_s:g} {shlex.quote(url)} 2>&1) "
-            f"|| {{ out=\"__FAIL__ $out\"; f=$((f+1)); }}; echo \"$out\"; [ $f -ge {max_failures} ] && break; done; true")
-    return ["sh", "-c", loop]
+def spread_command(url: str, count: int, timeout_s: float = 1, max_failures: int = 8, batch: int = 10) -> list[str]:
+    """`count` requests, each on a new connection (Connection: close), so the proxy picks a backend anew each time.
+
+    Batches of `batch` URLs per curl process keep it fast; after `max_failures` failed requests it stops, so a
+    broken path fails fast instead of timing out request by request.
+    """
+    batches, rest = divmod(count, batch)
+    sizes = [batch] * batches + ([rest] if rest else [])
+    quoted = shlex.quote(url)
+    parts = ["f=0"]
+    for size in sizes:
+        parts.append(f"out=$(curl -s --max-time {timeout_s:g} -H 'Connection: close' "
+                     f"-w '|%{{http_code}}|%{{errormsg}}\\n' {' '.join([quoted] * size)}); printf '%s\\n' \"$out\"; "
+                     f"f=$((f + $(printf '%s\\n' \"$out\" | grep -c '|000|'))); [ $f -ge {max_failures} ] && exit 0")
+    return ["sh", "-c", "; ".join(parts) + "; true"]
 
 
 def parse_spread(stdout: str, count: int, command: list[str]) -> Spread:
-    answers = [line.strip() for line in stdout.splitlines() if line.strip()]
-    errors = tuple(a.replace("__FAIL__", "").strip() for a in answers if "__FAIL__" in a)
-    ok = [a for a in answers if "__FAIL__" not in a]
-    return Spread(Counter(ok), len(errors) + max(0, count - len(answers)), count, command, errors)
+    counts: Counter[str] = Counter()
+    errors = []
+    for line in stdout.splitlines():
+        if "|" not in line:
+            continue
+        body, code, err = line.rsplit("|", 2)
+        if code == "200":
+            counts[body.strip()] += 1
+        else:
+            errors.append(err.strip() or f"HTTP {code}")
+    return Spread(counts, len(errors), count, command, tuple(errors))
 
 
 def spread(pod: ProbePod, url: str, count: int) -> Spread:

@@ -200,7 +200,9 @@ def _apply(cluster: Cluster, name: str, **extra: str) -> None:
               "INGRESS_HTTP_NODEPORT": str(config.INGRESS_HTTP_NODEPORT),
               "INGRESS_HTTPS_NODEPORT": str(config.INGRESS_HTTPS_NODEPORT), **extra}
     text = string.Template((ADDONS / name).read_text()).substitute(values)
-    cluster.kubectl("apply", "--server-side", "--field-manager=netconform-cluster", "-f", "-", input=text)
+    # The cluster owns its add-ons: take fields back from whoever changed them (a fault, a hand edit).
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=netconform-cluster", "-f", "-",
+                    input=text)
 
 
 def _wait(cluster: Cluster, what: str, ok: Callable[[], bool], deadline_s: float) -> None:

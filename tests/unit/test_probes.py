@@ -54,10 +54,18 @@ def test_http_failure_keeps_curls_error():
 
 
 def test_spread_counts_answers_and_failures():
-    s = probes.parse_spread("web-a\nweb-b\n__FAIL__ curl: (28) Connection timed out\nweb-a\n", 5, [])
+    out = "web-a|200|\nweb-b|200|\n|000|Connection timed out after 1001 milliseconds\nweb-a|200|\nx|503|\n"
+    s = probes.parse_spread(out, 5, [])
     assert s.counts == Counter({"web-a": 2, "web-b": 1})
-    assert s.failures == 2  # one failed request, one missing answer
-    assert s.errors == ("curl: (28) Connection timed out",)
+    assert s.failures == 2
+    assert s.errors == ("Connection timed out after 1001 milliseconds", "HTTP 503")
+
+
+def test_spread_command_batches_new_connections():
+    cmd = probes.spread_command("http://10.96.0.5/hostname", 25)
+    script = cmd[2]
+    assert script.count("curl ") == 3 and script.count("http://10.96.0.5/hostname") == 25
+    assert "Connection: close" in script
 
 
 def test_request_count_bounds_the_chance_of_a_false_alarm():
