@@ -30,22 +30,29 @@ def certificate_report(workloads: Workloads, name: str) -> str:
     """Where admins lose hours: the Certificate's conditions, its Orders and Challenges, the solver pods' logs."""
     kube, ns = workloads.kube, workloads.namespace
     lines = []
-    for issuer in kube.list(CM, "Issuer", ns):
+    for issuer in kube.list_objects(CM, "Issuer", ns):
         for c in (issuer.get("status") or {}).get("conditions") or []:
-            lines.append(f"Issuer {issuer['metadata']['name']} {c['type']}={c['status']} {c.get('reason', '')}: "
-                         f"{c.get('message', '')}")
+            lines.append(
+                f"Issuer {issuer['metadata']['name']} {c['type']}={c['status']} {c.get('reason', '')}: "
+                f"{c.get('message', '')}"
+            )
     cert = kube.get(CM, "Certificate", name, ns)
     for c in ((cert or {}).get("status") or {}).get("conditions") or []:
         lines.append(f"Certificate {name} {c['type']}={c['status']} {c.get('reason', '')}: {c.get('message', '')}")
-    for kind, api in (("CertificateRequest", CM), ("Order", "acme.cert-manager.io/v1"),
-                      ("Challenge", "acme.cert-manager.io/v1")):
+    for kind, api in (
+        ("CertificateRequest", CM),
+        ("Order", "acme.cert-manager.io/v1"),
+        ("Challenge", "acme.cert-manager.io/v1"),
+    ):
         if not kube.has_kind(api, kind):
             continue
-        for obj in kube.list(api, kind, ns):
+        for obj in kube.list_objects(api, kind, ns):
             st = obj.get("status") or {}
             conds = "; ".join(f"{c['type']}={c['status']} {c.get('reason', '')}" for c in st.get("conditions") or [])
-            lines.append(f"{kind} {obj['metadata']['name']} state={st.get('state', '-')} {conds} "
-                         f"{st.get('reason', '') or ''}".strip())
+            lines.append(
+                f"{kind} {obj['metadata']['name']} state={st.get('state', '-')} {conds} "
+                f"{st.get('reason', '') or ''}".strip()
+            )
     for pod in kube.pods(ns, "acme.cert-manager.io/http01-solver=true"):
         lines.append(f"solver pod {pod['metadata']['name']} logs:\n{kube.logs(ns, pod['metadata']['name'], 15)}")
     return "\n".join(lines) or "no Certificate, Order or Challenge found"
@@ -57,7 +64,7 @@ def acme_failed(cluster: ClusterHandle, namespace: str) -> bool:
     for kind in ("Order", "Challenge"):
         if not cluster.kube.has_kind("acme.cert-manager.io/v1", kind):
             return False
-        for obj in cluster.kube.list("acme.cert-manager.io/v1", kind, namespace):
+        for obj in cluster.kube.list_objects("acme.cert-manager.io/v1", kind, namespace):
             if (obj.get("status") or {}).get("state") in ("invalid", "errored", "expired"):
                 return True
     return False
@@ -70,8 +77,9 @@ def wait_ready(diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads,
 
     def settled() -> str | None:
         cert = cluster.kube.get(CM, "Certificate", name, workloads.namespace) or {}
-        if any(c["type"] == "Ready" and c["status"] == "True"
-               for c in (cert.get("status") or {}).get("conditions") or []):
+        if any(
+            c["type"] == "Ready" and c["status"] == "True" for c in (cert.get("status") or {}).get("conditions") or []
+        ):
             return "ready"
         return "failed" if acme_failed(cluster, workloads.namespace) else None
 
@@ -81,11 +89,13 @@ def wait_ready(diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads,
         outcome = f"not Ready within {deadline:.0f}s"
     if outcome != "ready":
         outcome = "its ACME Order or Challenge failed" if outcome == "failed" else outcome
-        diagnose.fail(f"Certificate {name} did not become Ready: {outcome}",
-                      expected="Ready=True", observed=certificate_report(workloads, name),
-                      objects=[f"certificate {workloads.namespace}/{name}", f"ingress {workloads.namespace}/{name}"],
-                      reproduce=cluster.kube.kubectl("describe", "certificate,order,challenge", "-n",
-                                                     workloads.namespace))
+        diagnose.fail(
+            f"Certificate {name} did not become Ready: {outcome}",
+            expected="Ready=True",
+            observed=certificate_report(workloads, name),
+            objects=[f"certificate {workloads.namespace}/{name}", f"ingress {workloads.namespace}/{name}"],
+            reproduce=cluster.kube.kubectl("describe", "certificate,order,challenge", "-n", workloads.namespace),
+        )
     return time.monotonic() - started
 
 
@@ -96,60 +106,119 @@ def secret_pair(cluster: ClusterHandle, ns: str, name: str) -> tuple[list[x509.C
     return chain, base64.b64decode(data.get("tls.key", ""))
 
 
-def check_issued(diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads, client: ProbePod,
-                 ctrl: IngressController, name: str, host: str, roots: list[x509.Certificate] | None) -> None:
+def check_issued(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    workloads: Workloads,
+    client: ProbePod,
+    ctrl: IngressController,
+    name: str,
+    host: str,
+    roots: list[x509.Certificate] | None,
+) -> None:
     """Approved request, a matching key pair in the Secret, and that certificate served by SNI and valid."""
     __tracebackhide__ = True
     ns = workloads.namespace
-    requests = [r for r in cluster.kube.list(CM, "CertificateRequest", ns)
-                if (r["metadata"].get("annotations") or {}).get("cert-manager.io/certificate-name") == f"{name}-tls"]
-    approved = [r for r in requests if any(c["type"] == "Approved" and c["status"] == "True"
-                                           for c in (r.get("status") or {}).get("conditions") or [])]
-    diagnose.check(bool(approved), f"no approved CertificateRequest for {name}", expected="Approved=True",
-                   observed=certificate_report(workloads, name), objects=[f"certificate {ns}/{name}"])
+    requests = [
+        r
+        for r in cluster.kube.list_objects(CM, "CertificateRequest", ns)
+        if (r["metadata"].get("annotations") or {}).get("cert-manager.io/certificate-name") == f"{name}-tls"
+    ]
+    approved = [
+        r
+        for r in requests
+        if any(
+            c["type"] == "Approved" and c["status"] == "True" for c in (r.get("status") or {}).get("conditions") or []
+        )
+    ]
+    diagnose.check(
+        bool(approved),
+        f"no approved CertificateRequest for {name}",
+        expected="Approved=True",
+        observed=certificate_report(workloads, name),
+        objects=[f"certificate {ns}/{name}"],
+    )
     chain, key_pem = secret_pair(cluster, ns, f"{name}-tls")
     key = serialization.load_pem_private_key(key_pem, None)
     pub = lambda k: k.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)  # noqa: E731
-    diagnose.check(bool(chain) and pub(chain[0].public_key()) == pub(key.public_key()),
-                   f"Secret {name}-tls holds a certificate and key that do not match",
-                   expected="tls.crt's public key = tls.key's", observed="they differ",
-                   objects=[f"secret {ns}/{name}-tls"])
+    diagnose.check(
+        bool(chain) and pub(chain[0].public_key()) == pub(key.public_key()),
+        f"Secret {name}-tls holds a certificate and key that do not match",
+        expected="tls.crt's public key = tls.key's",
+        observed="they differ",
+        objects=[f"secret {ns}/{name}-tls"],
+    )
     want = chain[0].fingerprint(hashes.SHA256())
     try:
-        got = probes.eventually(lambda: probes.tls_handshake(client, ctrl.service.cluster_ip,
-                                                             ctrl.service.https_port or 443, host),
-                                lambda r: r.handshake_ok and r.chain[0].fingerprint(hashes.SHA256()) == want,
-                                cluster.settings.deadline(30))
+        got = probes.eventually(
+            lambda: probes.tls_handshake(client, ctrl.service.cluster_ip, ctrl.service.https_port or 443, host),
+            lambda r: r.handshake_ok and r.chain[0].fingerprint(hashes.SHA256()) == want,
+            cluster.settings.deadline(30),
+        )
     except probes.NotConsistent as e:
         last: TlsResult = e.last
-        diagnose.fail(f"the ingress does not serve the issued certificate for {host}",
-                      expected=certs.describe(chain[0]),
-                      observed=certs.describe(last.chain[0]) if last.chain else f"no handshake: {last.error}",
-                      objects=[client.describe(), f"secret {ns}/{name}-tls"], reproduce=client.repro(last.command))
+        diagnose.fail(
+            f"the ingress does not serve the issued certificate for {host}",
+            expected=certs.describe(chain[0]),
+            observed=certs.describe(last.chain[0]) if last.chain else f"no handshake: {last.error}",
+            objects=[client.describe(), f"secret {ns}/{name}-tls"],
+            reproduce=client.repro(last.command),
+        )
     leaf = got.chain[0]
-    problem = certs.verify_for_host(got.chain, roots, host) if roots else (
-        None if host in certs.san_names(leaf) else f"{host} not in the SANs")
-    left = leaf.not_valid_after_utc - dt.datetime.now(dt.timezone.utc)
+    problem = (
+        certs.verify_for_host(got.chain, roots, host)
+        if roots
+        else (None if host in certs.san_names(leaf) else f"{host} not in the SANs")
+    )
+    left = leaf.not_valid_after_utc - dt.datetime.now(dt.UTC)
     if problem is None and left < dt.timedelta(days=cluster.settings.min_cert_days):
         problem = f"only {left.days} days of validity left (want at least {cluster.settings.min_cert_days})"
-    diagnose.check(problem is None, f"the issued certificate for {host} is not valid: {problem}",
-                   expected="chains to the issuer's root, names the host, valid", observed=certs.describe(leaf),
-                   objects=[f"secret {ns}/{name}-tls"], reproduce=client.repro(got.command))
+    diagnose.check(
+        problem is None,
+        f"the issued certificate for {host} is not valid: {problem}",
+        expected="chains to the issuer's root, names the host, valid",
+        observed=certs.describe(leaf),
+        objects=[f"secret {ns}/{name}-tls"],
+        reproduce=client.repro(got.command),
+    )
 
 
 def test_certmanager_ca_issuer_certificate_is_served_and_chains_to_the_ca(
-        diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads, client: ProbePod,
-        ingress_controller: IngressController, hosts: Hosts, colours: dict[str, str],
-        certificate_authority, record_property) -> None:
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    workloads: Workloads,
+    client: ProbePod,
+    ingress_controller: IngressController,
+    hosts: Hosts,
+    colours: dict[str, str],
+    certificate_authority,
+    record_property,
+) -> None:
     """A CA Issuer (a suite-made CA) and an annotated Ingress: the Certificate becomes Ready and is served."""
     ca_cert, ca_key = certificate_authority
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "suite-ca"}, "type": "kubernetes.io/tls",
-              "data": {"tls.crt": base64.b64encode(certs.cert_pem(ca_cert)).decode(),
-                       "tls.key": base64.b64encode(certs.key_pem(ca_key)).decode()}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "suite-ca"},
+        "type": "kubernetes.io/tls",
+        "data": {
+            "tls.crt": base64.b64encode(certs.cert_pem(ca_cert)).decode(),
+            "tls.key": base64.b64encode(certs.key_pem(ca_key)).decode(),
+        },
+    }
     workloads.apply([secret, *workloads.render("certmanager", "ca-issuer")])
     host = hosts("ca")
-    workloads.apply(workloads.render("certmanager", "ingress", NAME="ca", ISSUER="ca", HOST=host, COLOUR="blue",
-                                     CLASS=ingress_controller.ingress_class.name))
+    workloads.apply(
+        workloads.render(
+            "certmanager",
+            "ingress",
+            NAME="ca",
+            ISSUER="ca",
+            HOST=host,
+            COLOUR="blue",
+            CLASS=ingress_controller.ingress_class.name,
+        )
+    )
     seconds = wait_ready(diagnose, cluster, workloads, "ca-tls")
     record_property("seconds_to_ready", f"{seconds:.1f}")
     check_issued(diagnose, cluster, workloads, client, ingress_controller, "ca", host, [ca_cert])
@@ -159,10 +228,12 @@ def acme_server(cluster: ClusterHandle) -> tuple[str, bool, Callable[[ProbePod],
     """(directory URL, skip TLS verify, how to fetch the roots): --acme-server, else a Pebble in the cluster."""
     if cluster.settings.acme_server:
         return cluster.settings.acme_server, False, None
-    pebble = cluster.kube.list("v1", "Service", selector="app.kubernetes.io/name=pebble")
+    pebble = cluster.kube.list_objects("v1", "Service", selector="app.kubernetes.io/name=pebble")
     if not pebble:
-        cluster.require("certmanager", "no ACME server: pass --acme-server (e.g. Let's Encrypt staging) or run "
-                                       "Pebble in the cluster")
+        cluster.require(
+            "certmanager",
+            "no ACME server: pass --acme-server (e.g. Let's Encrypt staging) or run Pebble in the cluster",
+        )
     svc = pebble[0]["metadata"]
     base = f"{svc['name']}.{svc['namespace']}.svc"
 
@@ -176,17 +247,40 @@ def acme_server(cluster: ClusterHandle) -> tuple[str, bool, Callable[[ProbePod],
 
 
 def test_certmanager_acme_http01_certificate_is_served_and_valid(
-        diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads, client: ProbePod,
-        ingress_controller: IngressController, hosts: Hosts, colours: dict[str, str], record_property) -> None:
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    workloads: Workloads,
+    client: ProbePod,
+    ingress_controller: IngressController,
+    hosts: Hosts,
+    colours: dict[str, str],
+    record_property,
+) -> None:
     """An ACME Issuer with an HTTP-01 solver through the ingress: Ready, approved, served, chained to the ACME root."""
     url, skip_verify, roots = acme_server(cluster)
-    workloads.apply(workloads.render("certmanager", "acme-issuer", ACME_SERVER=url,
-                                     SKIP_TLS_VERIFY=str(skip_verify).lower(),
-                                     CLASS=ingress_controller.ingress_class.name))
+    workloads.apply(
+        workloads.render(
+            "certmanager",
+            "acme-issuer",
+            ACME_SERVER=url,
+            SKIP_TLS_VERIFY=str(skip_verify).lower(),
+            CLASS=ingress_controller.ingress_class.name,
+        )
+    )
     host = hosts("acme")
-    workloads.apply(workloads.render("certmanager", "ingress", NAME="acme", ISSUER="acme", HOST=host,
-                                     COLOUR="green", CLASS=ingress_controller.ingress_class.name))
+    workloads.apply(
+        workloads.render(
+            "certmanager",
+            "ingress",
+            NAME="acme",
+            ISSUER="acme",
+            HOST=host,
+            COLOUR="green",
+            CLASS=ingress_controller.ingress_class.name,
+        )
+    )
     seconds = wait_ready(diagnose, cluster, workloads, "acme-tls")
     record_property("seconds_to_ready", f"{seconds:.1f}")
-    check_issued(diagnose, cluster, workloads, client, ingress_controller, "acme", host,
-                 roots(client) if roots else None)
+    check_issued(
+        diagnose, cluster, workloads, client, ingress_controller, "acme", host, roots(client) if roots else None
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import shlex
@@ -35,11 +34,17 @@ def eth0_facts(pod: ProbePod) -> dict[str, object]:
     ip = re.search(r"inet (\S+)/", addr)
     mtu = re.search(r"mtu (\d+)", link)
     dev = re.search(r"default via \S+ dev (\S+)", route)
-    return {"ip": ip.group(1) if ip else None, "mtu": int(mtu.group(1)) if mtu else None,
-            "default_dev": dev.group(1) if dev else None, "raw": (addr + link + route).strip()}
+    return {
+        "ip": ip.group(1) if ip else None,
+        "mtu": int(mtu.group(1)) if mtu else None,
+        "default_dev": dev.group(1) if dev else None,
+        "raw": (addr + link + route).strip(),
+    }
 
 
-def check_interfaces(diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads, pods: tuple[PodRef, ...]) -> None:
+def check_interfaces(
+    diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads, pods: tuple[PodRef, ...]
+) -> None:
     __tracebackhide__ = True
     cidrs = {n.name: n.pod_cidrs for n in cluster.info.nodes}
     mtus = {}
@@ -47,64 +52,108 @@ def check_interfaces(diagnose: Diagnose, cluster: ClusterHandle, workloads: Work
         pod = probe_pod(workloads, ref)
         facts = eth0_facts(pod)
         repro = pod.repro(["ip", "-o", "addr", "show", "dev", "eth0"])
-        diagnose.check(facts["ip"] == ref.ip, "status.podIP differs from the address on the pod's eth0",
-                       expected=f"eth0 has {ref.ip}", observed=f"eth0 has {facts['ip']}",
-                       objects=[pod.describe()], reproduce=repro)
+        diagnose.check(
+            facts["ip"] == ref.ip,
+            "status.podIP differs from the address on the pod's eth0",
+            expected=f"eth0 has {ref.ip}",
+            observed=f"eth0 has {facts['ip']}",
+            objects=[pod.describe()],
+            reproduce=repro,
+        )
         if cidrs.get(ref.node):
-            diagnose.check(in_cidr(ref.ip, cidrs[ref.node]), "pod IP outside its node's podCIDR",
-                           expected=f"{ref.ip} in {', '.join(cidrs[ref.node])}", observed=ref.ip,
-                           objects=[pod.describe(), f"node {ref.node}"])
-        diagnose.check(facts["default_dev"] == "eth0", "the pod's default route does not go through eth0",
-                       expected="default via ... dev eth0", observed=str(facts["raw"]), objects=[pod.describe()],
-                       reproduce=pod.repro(["ip", "-4", "route", "show", "default"]))
+            diagnose.check(
+                in_cidr(ref.ip, cidrs[ref.node]),
+                "pod IP outside its node's podCIDR",
+                expected=f"{ref.ip} in {', '.join(cidrs[ref.node])}",
+                observed=ref.ip,
+                objects=[pod.describe(), f"node {ref.node}"],
+            )
+        diagnose.check(
+            facts["default_dev"] == "eth0",
+            "the pod's default route does not go through eth0",
+            expected="default via ... dev eth0",
+            observed=str(facts["raw"]),
+            objects=[pod.describe()],
+            reproduce=pod.repro(["ip", "-4", "route", "show", "default"]),
+        )
         mtus[ref.name] = facts["mtu"]
     ips = [p.ip for p in pods]
-    diagnose.check(len(set(ips)) == len(ips), "two pods share an IP", expected="unique pod IPs",
-                   observed=", ".join(f"{p.name}={p.ip}" for p in pods))
-    diagnose.check(len(set(mtus.values())) == 1, "pods' eth0 MTUs differ", expected="one MTU for all test pods",
-                   observed=", ".join(f"{k}={v}" for k, v in sorted(mtus.items())))
+    diagnose.check(
+        len(set(ips)) == len(ips),
+        "two pods share an IP",
+        expected="unique pod IPs",
+        observed=", ".join(f"{p.name}={p.ip}" for p in pods),
+    )
+    diagnose.check(
+        len(set(mtus.values())) == 1,
+        "pods' eth0 MTUs differ",
+        expected="one MTU for all test pods",
+        observed=", ".join(f"{k}={v}" for k, v in sorted(mtus.items())),
+    )
 
 
-def test_cni_pod_interfaces_match_pod_status(diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads,
-                                             web: Backend) -> None:
+def test_cni_pod_interfaces_match_pod_status(
+    diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads, web: Backend
+) -> None:
     """Each pod's eth0 carries status.podIP, inside its node's podCIDR; IPs are unique; one MTU; default via eth0."""
     diagnose.involve(workloads.namespace, *web.names)
     check_interfaces(diagnose, cluster, workloads, web.pods)
 
 
 @pytest.mark.privileged
-def test_cni_pod_mtu_is_not_above_the_node_mtu(diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads,
-                                               privileged_workloads: Workloads, web: Backend, node_name: str) -> None:
+def test_cni_pod_mtu_is_not_above_the_node_mtu(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    workloads: Workloads,
+    privileged_workloads: Workloads,
+    web: Backend,
+    node_name: str,
+) -> None:
     """The pods' eth0 MTU is not above the MTU of the node's own interface (the one with its InternalIP)."""
     node = next(n for n in cluster.info.nodes if n.name == node_name)
     host = privileged_workloads.client(f"node-{node_name}"[:50], node=node_name, host_network=True)
     out = host.run(["ip", "-o", "addr", "show"]).stdout
     dev = next((line.split()[1] for line in out.splitlines() if f"inet {node.internal_ip}/" in line), None)
-    diagnose.check(dev is not None, "no interface carries the node's InternalIP", expected=str(node.internal_ip),
-                   observed=out[-300:], objects=[host.describe()])
+    diagnose.check(
+        dev is not None,
+        "no interface carries the node's InternalIP",
+        expected=str(node.internal_ip),
+        observed=out[-300:],
+        objects=[host.describe()],
+    )
     node_mtu = int(re.search(r"mtu (\d+)", host.run(["ip", "-o", "link", "show", "dev", str(dev)]).stdout).group(1))  # type: ignore[union-attr]
     pods = [p for p in web.pods if p.node == node_name]
     if not pods:
         pytest.skip(f"no test pod landed on {node_name}")
     for ref in pods:
         mtu = eth0_facts(probe_pod(workloads, ref))["mtu"]
-        diagnose.check(mtu is not None and mtu <= node_mtu, "pod MTU above the node's MTU",
-                       expected=f"eth0 MTU <= {node_mtu} ({dev} on {node_name})", observed=f"eth0 MTU {mtu}",
-                       objects=[f"pod {workloads.namespace}/{ref.name}", f"node {node_name}"])
+        diagnose.check(
+            mtu is not None and mtu <= node_mtu,
+            "pod MTU above the node's MTU",
+            expected=f"eth0 MTU <= {node_mtu} ({dev} on {node_name})",
+            observed=f"eth0 MTU {mtu}",
+            objects=[f"pod {workloads.namespace}/{ref.name}", f"node {node_name}"],
+        )
 
 
-def test_cni_replacement_pod_gets_a_new_ip(diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads,
-                                           web: Backend) -> None:
+def test_cni_replacement_pod_gets_a_new_ip(
+    diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads, web: Backend
+) -> None:
     """Deleting a pod: its replacement gets a different IP, and the interface checks still hold."""
     victim = sorted(web.pods, key=lambda p: p.name)[0]
     workloads.delete_pod(victim.name)
     pods = workloads.wait_ready("app=web", len(web.pods), "Deployment web after a pod deletion")
     new = [p for p in pods if p.name not in web.names]
-    diagnose.check(len(new) == 1, "no single replacement pod", expected="1 new pod",
-                   observed=", ".join(p.name for p in pods))
-    diagnose.check(new[0].ip != victim.ip, "the replacement pod reused the deleted pod's IP",
-                   expected=f"an IP other than {victim.ip}", observed=new[0].ip,
-                   objects=[f"pod {workloads.namespace}/{new[0].name}"])
+    diagnose.check(
+        len(new) == 1, "no single replacement pod", expected="1 new pod", observed=", ".join(p.name for p in pods)
+    )
+    diagnose.check(
+        new[0].ip != victim.ip,
+        "the replacement pod reused the deleted pod's IP",
+        expected=f"an IP other than {victim.ip}",
+        observed=new[0].ip,
+        objects=[f"pod {workloads.namespace}/{new[0].name}"],
+    )
     check_interfaces(diagnose, cluster, workloads, pods)
 
 
@@ -114,8 +163,9 @@ def first_config(listing: list[str]) -> str | None:
 
 
 @pytest.mark.privileged
-def test_cni_configuration_is_valid_on_every_node(diagnose: Diagnose, cluster: ClusterHandle,
-                                                  privileged_workloads: Workloads, node_name: str) -> None:
+def test_cni_configuration_is_valid_on_every_node(
+    diagnose: Diagnose, cluster: ClusterHandle, privileged_workloads: Workloads, node_name: str
+) -> None:
     """The node's first CNI config parses, has a cniVersion, and every plugin type exists in the CNI bin dir."""
     node = next(n for n in cluster.info.nodes if n.name == node_name)
     conf_dir = node.cni_conf_dir or cluster.settings.cni_conf_dir
@@ -123,23 +173,46 @@ def test_cni_configuration_is_valid_on_every_node(diagnose: Diagnose, cluster: C
     host = privileged_workloads.client(f"node-{node_name}"[:50], node=node_name, host_network=True)
     ls = host.run(["ls", "-1", f"/host{conf_dir}"])
     first = first_config(ls.stdout.split())
-    diagnose.check(first is not None, f"no CNI configuration on node {node_name}",
-                   expected=f"a .conf or .conflist in {conf_dir}", observed=ls.stdout.strip() or ls.stderr.strip(),
-                   objects=[host.describe()], reproduce=host.repro(["ls", "-1", f"/host{conf_dir}"]))
+    diagnose.check(
+        first is not None,
+        f"no CNI configuration on node {node_name}",
+        expected=f"a .conf or .conflist in {conf_dir}",
+        observed=ls.stdout.strip() or ls.stderr.strip(),
+        objects=[host.describe()],
+        reproduce=host.repro(["ls", "-1", f"/host{conf_dir}"]),
+    )
     text = host.run(["cat", f"/host{conf_dir}/{first}"]).stdout
     try:
         conf = json.loads(text)
     except ValueError as e:
-        diagnose.fail(f"CNI configuration {conf_dir}/{first} on {node_name} does not parse", expected="JSON",
-                      observed=str(e), objects=[host.describe()])
-    diagnose.check(bool(conf.get("cniVersion")), "CNI configuration without cniVersion",
-                   expected="a cniVersion", observed=str(sorted(conf)), objects=[f"{conf_dir}/{first} on {node_name}"])
+        diagnose.fail(
+            f"CNI configuration {conf_dir}/{first} on {node_name} does not parse",
+            expected="JSON",
+            observed=str(e),
+            objects=[host.describe()],
+        )
+    diagnose.check(
+        bool(conf.get("cniVersion")),
+        "CNI configuration without cniVersion",
+        expected="a cniVersion",
+        observed=str(sorted(conf)),
+        objects=[f"{conf_dir}/{first} on {node_name}"],
+    )
     plugins = conf.get("plugins") or [conf]
     types = [p.get("type") for p in plugins]
-    check = host.run(["sh", "-c", " ; ".join(f"test -x /host{bin_dir}/{shlex.quote(str(t))} || echo {shlex.quote(str(t))}"
-                                           for t in types)])
+    check = host.run(
+        [
+            "sh",
+            "-c",
+            " ; ".join(f"test -x /host{bin_dir}/{shlex.quote(str(t))} || echo {shlex.quote(str(t))}" for t in types),
+        ]
+    )
     missing = check.stdout.split()
-    diagnose.check(not missing, f"CNI plugins named in {first} are missing on {node_name}",
-                   expected=f"executables {', '.join(map(str, types))} in {bin_dir}",
-                   observed=f"missing: {', '.join(missing)}", objects=[f"{conf_dir}/{first} on {node_name}"],
-                   reproduce=host.repro(["ls", "-l", f"/host{bin_dir}"]))
+    diagnose.check(
+        not missing,
+        f"CNI plugins named in {first} are missing on {node_name}",
+        expected=f"executables {', '.join(map(str, types))} in {bin_dir}",
+        observed=f"missing: {', '.join(missing)}",
+        objects=[f"{conf_dir}/{first} on {node_name}"],
+        reproduce=host.repro(["ls", "-l", f"/host{bin_dir}"]),
+    )

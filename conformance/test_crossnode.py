@@ -6,7 +6,7 @@ import pytest
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
-from fixtures.workloads import PodRef, ServiceRef, Workloads
+from fixtures.workloads import ServiceRef, Workloads
 from netconform import probes
 from netconform.probes import ProbePod
 
@@ -38,9 +38,14 @@ def objects(src: ProbePod, dst: ProbePod) -> list[str]:
 
 
 @pytest.mark.parametrize("proto", ["tcp", "udp"])
-def test_crossnode_pod_to_pod_keeps_the_client_ip(diagnose: Diagnose, cluster: ClusterHandle,
-                                                  node_pods: dict[str, ProbePod], node_pair: tuple[str, str],
-                                                  proto: str, connectivity_matrix) -> None:
+def test_crossnode_pod_to_pod_keeps_the_client_ip(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    node_pods: dict[str, ProbePod],
+    node_pair: tuple[str, str],
+    proto: str,
+    connectivity_matrix,
+) -> None:
     """Pod to pod by IP, for every ordered node pair: the server answers and sees the client's pod IP (no SNAT)."""
     src, dst = pair(node_pods, node_pair)
     if proto == "tcp":
@@ -54,122 +59,192 @@ def test_crossnode_pod_to_pod_keeps_the_client_ip(diagnose: Diagnose, cluster: C
     except probes.NotConsistent as e:
         connectivity_matrix(node_pair, proto, False)
         diagnose.involve(src.namespace, src.name, dst.name)
-        diagnose.fail(f"{proto.upper()} from {node_pair[0]} to {node_pair[1]} fails",
-                      expected=f"{proto.upper()} answers from {dst.ip} (3 in a row)", observed=e.last.summary(),
-                      objects=objects(src, dst), reproduce=src.repro(e.last.command),
-                      hint="a timeout usually means a missing route to the other node's pod CIDR, or a drop")
-    diagnose.check(seen_ip(got) == src.ip, f"the server on {node_pair[1]} does not see the client's pod IP",
-                   expected=f"source {src.ip} (no SNAT between pods)", observed=f"source {got.text.strip()}",
-                   objects=objects(src, dst), reproduce=src.repro(got.command))
+        diagnose.fail(
+            f"{proto.upper()} from {node_pair[0]} to {node_pair[1]} fails",
+            expected=f"{proto.upper()} answers from {dst.ip} (3 in a row)",
+            observed=e.last.summary(),
+            objects=objects(src, dst),
+            reproduce=src.repro(e.last.command),
+            hint="a timeout usually means a missing route to the other node's pod CIDR, or a drop",
+        )
+    diagnose.check(
+        seen_ip(got) == src.ip,
+        f"the server on {node_pair[1]} does not see the client's pod IP",
+        expected=f"source {src.ip} (no SNAT between pods)",
+        observed=f"source {got.text.strip()}",
+        objects=objects(src, dst),
+        reproduce=src.repro(got.command),
+    )
 
 
-def test_crossnode_pod_to_pod_icmp(diagnose: Diagnose, cluster: ClusterHandle, node_pods: dict[str, ProbePod],
-                                   node_pair: tuple[str, str], connectivity_matrix) -> None:
+def test_crossnode_pod_to_pod_icmp(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    node_pods: dict[str, ProbePod],
+    node_pair: tuple[str, str],
+    connectivity_matrix,
+) -> None:
     """Pod to pod ICMP echo by IP, for every ordered node pair."""
     src, dst = pair(node_pods, node_pair)
     try:
-        probes.eventually(lambda: probes.ping(src, dst.ip), lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S), successes=1)
+        probes.eventually(
+            lambda: probes.ping(src, dst.ip), lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S), successes=1
+        )
         connectivity_matrix(node_pair, "icmp", True)
     except probes.NotConsistent as e:
         connectivity_matrix(node_pair, "icmp", False)
-        diagnose.fail(f"ICMP from {node_pair[0]} to {node_pair[1]} fails", expected="3 of 3 echo replies",
-                      observed=e.last.output.strip()[-200:], objects=objects(src, dst),
-                      reproduce=src.repro(e.last.command))
+        diagnose.fail(
+            f"ICMP from {node_pair[0]} to {node_pair[1]} fails",
+            expected="3 of 3 echo replies",
+            observed=e.last.output.strip()[-200:],
+            objects=objects(src, dst),
+            reproduce=src.repro(e.last.command),
+        )
 
 
-def test_crossnode_path_mtu(diagnose: Diagnose, cluster: ClusterHandle, node_pods: dict[str, ProbePod],
-                            node_pair: tuple[str, str], connectivity_matrix) -> None:
+def test_crossnode_path_mtu(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    node_pods: dict[str, ProbePod],
+    node_pair: tuple[str, str],
+    connectivity_matrix,
+) -> None:
     """The largest don't-fragment ICMP the pod MTU allows gets through, and so does a 1 MiB transfer."""
     src, dst = pair(node_pods, node_pair)
     mtu = int(src.run(["cat", "/sys/class/net/eth0/mtu"]).stdout.strip() or 1500)
     size = mtu - 28  # IPv4 header 20 + ICMP header 8
     try:
-        probes.eventually(lambda: probes.ping(src, dst.ip, count=2, size=size, dont_fragment=True), lambda r: r.ok,
-                          cluster.settings.deadline(probes.PROBE_S), successes=1)
+        probes.eventually(
+            lambda: probes.ping(src, dst.ip, count=2, size=size, dont_fragment=True),
+            lambda r: r.ok,
+            cluster.settings.deadline(probes.PROBE_S),
+            successes=1,
+        )
     except probes.NotConsistent as e:
         connectivity_matrix(node_pair, "mtu", False)
-        diagnose.fail(f"full-size packets from {node_pair[0]} to {node_pair[1]} are lost",
-                      expected=f"echo replies to {size}-byte pings with DF set (pod MTU {mtu})",
-                      observed=e.last.output.strip()[-200:] or "timeout", objects=objects(src, dst),
-                      reproduce=src.repro(e.last.command),
-                      hint="replies to small pings but not to full-size ones is a path-MTU black hole")
-    upload = ["sh", "-c", f"head -c {MIB} /dev/zero > /tmp/mib && curl -sS --max-time 10 -o /dev/null "
-                          f"-w '%{{http_code}} %{{size_upload}}' -F file=@/tmp/mib http://{dst.ip}:8080/upload"]
+        diagnose.fail(
+            f"full-size packets from {node_pair[0]} to {node_pair[1]} are lost",
+            expected=f"echo replies to {size}-byte pings with DF set (pod MTU {mtu})",
+            observed=e.last.output.strip()[-200:] or "timeout",
+            objects=objects(src, dst),
+            reproduce=src.repro(e.last.command),
+            hint="replies to small pings but not to full-size ones is a path-MTU black hole",
+        )
+    upload = [
+        "sh",
+        "-c",
+        f"head -c {MIB} /dev/zero > /tmp/mib && curl -sS --max-time 10 -o /dev/null "
+        f"-w '%{{http_code}} %{{size_upload}}' -F file=@/tmp/mib http://{dst.ip}:8080/upload",
+    ]
     res = src.run(upload, timeout_s=30)
     code, _, sent = res.stdout.strip().partition(" ")
     ok = code == "200" and sent.split(".")[0].isdigit() and int(sent.split(".")[0]) >= MIB
     connectivity_matrix(node_pair, "mtu", ok)
-    diagnose.check(ok, f"a 1 MiB transfer from {node_pair[0]} to {node_pair[1]} fails",
-                   expected=f"HTTP 200 after uploading >= {MIB} bytes",
-                   observed=(res.stdout + res.stderr).strip()[-200:] or "timeout (a black hole for large packets?)",
-                   objects=objects(src, dst), reproduce=src.repro(upload))
+    diagnose.check(
+        ok,
+        f"a 1 MiB transfer from {node_pair[0]} to {node_pair[1]} fails",
+        expected=f"HTTP 200 after uploading >= {MIB} bytes",
+        observed=(res.stdout + res.stderr).strip()[-200:] or "timeout (a black hole for large packets?)",
+        objects=objects(src, dst),
+        reproduce=src.repro(upload),
+    )
 
 
 @pytest.mark.privileged
-def test_crossnode_node_to_pod_and_pod_to_node(diagnose: Diagnose, cluster: ClusterHandle,
-                                               privileged_workloads: Workloads, node_pods: dict[str, ProbePod],
-                                               node_pair: tuple[str, str]) -> None:
+def test_crossnode_node_to_pod_and_pod_to_node(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    privileged_workloads: Workloads,
+    node_pods: dict[str, ProbePod],
+    node_pair: tuple[str, str],
+) -> None:
     """A hostNetwork pod on one node reaches a pod on the other; that pod reaches the first node's address."""
     a, b = node_pair
     host = privileged_workloads.client(f"node-{a}"[:50], node=a, host_network=True)
     dst = node_pods[b]
     try:
-        probes.eventually(lambda: probes.tcp_request(host, dst.ip, 8080), lambda r: r.ok,
-                          cluster.settings.deadline(probes.PROBE_S))
+        probes.eventually(
+            lambda: probes.tcp_request(host, dst.ip, 8080), lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S)
+        )
     except probes.NotConsistent as e:
-        diagnose.fail(f"node {a} does not reach pod {dst.name} on {b}", expected=f"HTTP 200 from {dst.ip}",
-                      observed=e.last.summary(), objects=[host.describe(), dst.describe()],
-                      reproduce=host.repro(e.last.command))
+        diagnose.fail(
+            f"node {a} does not reach pod {dst.name} on {b}",
+            expected=f"HTTP 200 from {dst.ip}",
+            observed=e.last.summary(),
+            objects=[host.describe(), dst.describe()],
+            reproduce=host.repro(e.last.command),
+        )
     node_ip = next(n.internal_ip for n in cluster.info.nodes if n.name == a)
     # Pod to node: the kubelet's health port would need credentials; ICMP to the node address needs nothing.
     try:
-        probes.eventually(lambda: probes.ping(dst, str(node_ip)), lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S),
-                          successes=1)
+        probes.eventually(
+            lambda: probes.ping(dst, str(node_ip)),
+            lambda r: r.ok,
+            cluster.settings.deadline(probes.PROBE_S),
+            successes=1,
+        )
     except probes.NotConsistent as e:
-        diagnose.fail(f"pod {dst.name} on {b} does not reach node {a} ({node_ip})", expected="3 of 3 echo replies",
-                      observed=e.last.output.strip()[-200:], objects=[dst.describe(), f"node {a}"],
-                      reproduce=dst.repro(e.last.command))
+        diagnose.fail(
+            f"pod {dst.name} on {b} does not reach node {a} ({node_ip})",
+            expected="3 of 3 echo replies",
+            observed=e.last.output.strip()[-200:],
+            objects=[dst.describe(), f"node {a}"],
+            reproduce=dst.repro(e.last.command),
+        )
 
 
 @pytest.fixture(scope="module")
 def remote_service(workloads: Workloads, node_pods: dict[str, ProbePod]) -> dict[str, ServiceRef]:
     """Per node: a ClusterIP and two NodePort Services (Cluster, Local) whose only backend is that node's pod."""
     out = {}
-    for i, (node, pod) in enumerate(sorted(node_pods.items())):
+    for node, pod in sorted(node_pods.items()):
         app = pod.name.split("-")[0]
         out[node] = workloads.service("clusterip", "service", NAME=app)
-        out[f"{node}/Cluster"] = workloads.service("nodeport", "service", NAME=f"{app}-np-cluster", APP=app,
-                                                   POLICY="Cluster")
-        out[f"{node}/Local"] = workloads.service("nodeport", "service", NAME=f"{app}-np-local", APP=app,
-                                                 POLICY="Local")
+        out[f"{node}/Cluster"] = workloads.service(
+            "nodeport", "service", NAME=f"{app}-np-cluster", APP=app, POLICY="Cluster"
+        )
+        out[f"{node}/Local"] = workloads.service("nodeport", "service", NAME=f"{app}-np-local", APP=app, POLICY="Local")
         for svc in (app, f"{app}-np-cluster", f"{app}-np-local"):
             workloads.wait_endpoints(svc, {pod.ip})
     return out
 
 
-def test_crossnode_clusterip_with_its_only_backend_on_another_node(diagnose: Diagnose, cluster: ClusterHandle,
-                                                                   node_pods: dict[str, ProbePod],
-                                                                   remote_service: dict[str, ServiceRef],
-                                                                   node_pair: tuple[str, str]) -> None:
+def test_crossnode_clusterip_with_its_only_backend_on_another_node(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    node_pods: dict[str, ProbePod],
+    remote_service: dict[str, ServiceRef],
+    node_pair: tuple[str, str],
+) -> None:
     """A client on one node reaches a ClusterIP whose only backend runs on the other node."""
     src, dst = pair(node_pods, node_pair)
     svc = remote_service[node_pair[1]]
     url = f"http://{svc.cluster_ip}:80/hostname"
     try:
-        probes.eventually(lambda: probes.http(src, url), lambda r: r.ok and r.body.strip() == dst.name,
-                          cluster.settings.deadline(probes.PROBE_S))
+        probes.eventually(
+            lambda: probes.http(src, url),
+            lambda r: r.ok and r.body.strip() == dst.name,
+            cluster.settings.deadline(probes.PROBE_S),
+        )
     except probes.NotConsistent as e:
-        diagnose.fail(f"ClusterIP {svc.cluster_ip} from {node_pair[0]} does not reach its backend on {node_pair[1]}",
-                      expected=f"HTTP 200 from {dst.name}", observed=e.last.summary(),
-                      objects=objects(src, dst) + [f"service {svc.namespace}/{svc.name}"],
-                      reproduce=src.repro(e.last.command))
+        diagnose.fail(
+            f"ClusterIP {svc.cluster_ip} from {node_pair[0]} does not reach its backend on {node_pair[1]}",
+            expected=f"HTTP 200 from {dst.name}",
+            observed=e.last.summary(),
+            objects=objects(src, dst) + [f"service {svc.namespace}/{svc.name}"],
+            reproduce=src.repro(e.last.command),
+        )
 
 
 @pytest.mark.parametrize("policy", ["Cluster", "Local"])
-def test_crossnode_nodeport_on_every_node_by_traffic_policy(diagnose: Diagnose, cluster: ClusterHandle,
-                                                            node_pods: dict[str, ProbePod],
-                                                            remote_service: dict[str, ServiceRef],
-                                                            node_pair: tuple[str, str], policy: str) -> None:
+def test_crossnode_nodeport_on_every_node_by_traffic_policy(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    node_pods: dict[str, ProbePod],
+    remote_service: dict[str, ServiceRef],
+    node_pair: tuple[str, str],
+    policy: str,
+) -> None:
     """NodePort on node A for a backend on node B, from outside the pod network (the runner): Cluster answers on
     every node; Local only where the backend runs, and there the backend sees the client's own address."""
     if not cluster.info.local_cluster:
@@ -182,18 +257,35 @@ def test_crossnode_nodeport_on_every_node_by_traffic_policy(diagnose: Diagnose, 
     objs = [f"node {entry} ({node_ip})", backend.describe(), f"service {svc.namespace}/{svc.name}"]
     if policy == "Cluster" or entry == backend_node:
         try:
-            got = probes.eventually(lambda: probes.runner_http(url), lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S))
+            got = probes.eventually(
+                lambda: probes.runner_http(url), lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S)
+            )
         except probes.NotConsistent as e:
-            diagnose.fail(f"NodePort ({policy}) on {entry} does not answer for a backend on {backend_node}",
-                          expected="HTTP 200", observed=e.last.summary(), objects=objs, reproduce=f"curl -sS {url}")
+            diagnose.fail(
+                f"NodePort ({policy}) on {entry} does not answer for a backend on {backend_node}",
+                expected="HTTP 200",
+                observed=e.last.summary(),
+                objects=objs,
+                reproduce=f"curl -sS {url}",
+            )
         if policy == "Local":
             seen = got.body.strip().rsplit(":", 1)[0]
             me = probes.runner_source_ip(node_ip)
-            diagnose.check(seen == me, "externalTrafficPolicy Local did not keep the client's address",
-                           expected=f"source {me}", observed=f"source {seen}", objects=objs,
-                           reproduce=f"curl -sS {url}")
+            diagnose.check(
+                seen == me,
+                "externalTrafficPolicy Local did not keep the client's address",
+                expected=f"source {me}",
+                observed=f"source {seen}",
+                objects=objs,
+                reproduce=f"curl -sS {url}",
+            )
     else:
         res = probes.runner_http(url, timeout_s=2)
-        diagnose.check(res.status is None, f"NodePort (Local) answered on {entry}, which has no backend",
-                       expected="no answer (dropped)", observed=res.summary(), objects=objs,
-                       reproduce=f"curl -sS {url}")
+        diagnose.check(
+            res.status is None,
+            f"NodePort (Local) answered on {entry}, which has no backend",
+            expected="no answer (dropped)",
+            observed=res.summary(),
+            objects=objs,
+            reproduce=f"curl -sS {url}",
+        )

@@ -6,7 +6,7 @@ import pytest
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
-from fixtures.workloads import ClusterDns, Backend, Workloads
+from fixtures.workloads import Backend, ClusterDns, Workloads
 from netconform import probes
 from netconform.probes import HttpResult, ProbePod
 
@@ -28,34 +28,62 @@ def services(workloads: Workloads, target: Backend) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("service_name", ["static-slice", "static-endpoints"])
-def test_endpoints_selectorless_service_reaches_its_static_endpoint(diagnose: Diagnose, cluster: ClusterHandle,
-                                                                    client: ProbePod, services: dict[str, str],
-                                                                    target: Backend, service_name: str) -> None:
+def test_endpoints_selectorless_service_reaches_its_static_endpoint(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    services: dict[str, str],
+    target: Backend,
+    service_name: str,
+) -> None:
     """A ClusterIP Service without selector forwards to the address in its EndpointSlice / Endpoints."""
     (pod,) = target.pods
     url = f"http://{services[service_name]}:80/hostname"
     try:
-        probes.eventually(lambda: probes.http(client, url), lambda r: r.ok and r.body.strip() == pod.name,
-                          cluster.settings.deadline(probes.PROBE_S))
+        probes.eventually(
+            lambda: probes.http(client, url),
+            lambda r: r.ok and r.body.strip() == pod.name,
+            cluster.settings.deadline(probes.PROBE_S),
+        )
     except probes.NotConsistent as e:
         last: HttpResult = e.last
         diagnose.involve(client.namespace, client.name, pod.name)
-        diagnose.fail(f"Service {service_name} does not reach its static endpoint {pod.ip}:8080",
-                      expected=f"HTTP 200 from {pod.name}", observed=last.summary(),
-                      objects=[client.describe(), f"service {client.namespace}/{service_name}",
-                               f"endpoint pod {pod.name} ({pod.ip})"],
-                      reproduce=client.repro(last.command))
+        diagnose.fail(
+            f"Service {service_name} does not reach its static endpoint {pod.ip}:8080",
+            expected=f"HTTP 200 from {pod.name}",
+            observed=last.summary(),
+            objects=[
+                client.describe(),
+                f"service {client.namespace}/{service_name}",
+                f"endpoint pod {pod.name} ({pod.ip})",
+            ],
+            reproduce=client.repro(last.command),
+        )
 
 
-def test_endpoints_selectorless_headless_name_resolves_to_the_static_address(cluster_dns: ClusterDns, 
-        diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, services: dict[str, str], target: Backend) -> None:
+def test_endpoints_selectorless_headless_name_resolves_to_the_static_address(
+    cluster_dns: ClusterDns,
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    services: dict[str, str],
+    target: Backend,
+) -> None:
     """A headless Service without selector resolves to the address in its EndpointSlice."""
     cluster_dns.require()
     (pod,) = target.pods
     name = f"static-headless.{client.namespace}.svc.{cluster.info.cluster_domain}"
     try:
-        probes.eventually(lambda: probes.lookup(client, name), lambda a: a.values("A") == {pod.ip},
-                          cluster.settings.deadline(probes.PROBE_S))
+        probes.eventually(
+            lambda: probes.lookup(client, name),
+            lambda a: a.values("A") == {pod.ip},
+            cluster.settings.deadline(probes.PROBE_S),
+        )
     except probes.NotConsistent as e:
-        diagnose.fail(f"{name} does not resolve to its static endpoint", expected=f"A {pod.ip}",
-                      observed=e.last.summary(), objects=[client.describe()], reproduce=client.repro(e.last.command))
+        diagnose.fail(
+            f"{name} does not resolve to its static endpoint",
+            expected=f"A {pod.ip}",
+            observed=e.last.summary(),
+            objects=[client.describe()],
+            reproduce=client.repro(e.last.command),
+        )

@@ -24,8 +24,14 @@ def service(workloads: Workloads, target: str) -> ServiceRef:
     return workloads.service("externalname", "service", NAME="external", TARGET=target)
 
 
-def test_externalname_resolves_to_a_cname_and_onward(cluster_dns: ClusterDns, diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod,
-                                                     service: ServiceRef, target: str) -> None:
+def test_externalname_resolves_to_a_cname_and_onward(
+    cluster_dns: ClusterDns,
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    service: ServiceRef,
+    target: str,
+) -> None:
     """`external.<ns>.svc.<domain>` answers with a CNAME to the target and the target's own address."""
     cluster_dns.require()
     name = f"{service.name}.{service.namespace}.svc.{cluster.info.cluster_domain}"
@@ -33,16 +39,26 @@ def test_externalname_resolves_to_a_cname_and_onward(cluster_dns: ClusterDns, di
     try:
         direct = probes.eventually(lambda: probes.lookup(client, target + "."), lambda a: bool(a.values("A")), deadline)
     except probes.NotConsistent as e:
-        diagnose.fail(f"the ExternalName target {target} itself does not resolve from a pod",
-                      expected="an A record", observed=e.last.summary(), objects=[client.describe()],
-                      reproduce=client.repro(e.last.command))
+        diagnose.fail(
+            f"the ExternalName target {target} itself does not resolve from a pod",
+            expected="an A record",
+            observed=e.last.summary(),
+            objects=[client.describe()],
+            reproduce=client.repro(e.last.command),
+        )
     want_cname = {target.rstrip(".") + "."}
     try:
-        probes.eventually(lambda: probes.lookup(client, name),
-                          lambda a: a.values("CNAME") == want_cname and a.values("A") == direct.values("A"), deadline)
+        probes.eventually(
+            lambda: probes.lookup(client, name),
+            lambda a: a.values("CNAME") == want_cname and a.values("A") == direct.values("A"),
+            deadline,
+        )
     except probes.NotConsistent as e:
         diagnose.involve(service.namespace, client.name)
-        diagnose.fail(f"ExternalName {name} is not a CNAME for {target}",
-                      expected=f"CNAME {target}. then A {sorted(direct.values('A'))}", observed=e.last.summary(),
-                      objects=[client.describe(), f"service {service.namespace}/{service.name} -> {target}"],
-                      reproduce=client.repro(e.last.command))
+        diagnose.fail(
+            f"ExternalName {name} is not a CNAME for {target}",
+            expected=f"CNAME {target}. then A {sorted(direct.values('A'))}",
+            observed=e.last.summary(),
+            objects=[client.describe(), f"service {service.namespace}/{service.name} -> {target}"],
+            reproduce=client.repro(e.last.command),
+        )

@@ -6,7 +6,7 @@ import pytest
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
-from fixtures.workloads import ClusterDns, Backend, ServiceRef, Workloads
+from fixtures.workloads import Backend, ClusterDns, ServiceRef, Workloads
 from netconform import probes
 from netconform.probes import ProbePod
 
@@ -26,58 +26,93 @@ def service(workloads: Workloads, web: Backend) -> ServiceRef:
     return svc
 
 
-def expect_resolves_to(diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, svc: ServiceRef,
-                       ips: set[str]) -> None:
+def expect_resolves_to(
+    diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, svc: ServiceRef, ips: set[str]
+) -> None:
     __tracebackhide__ = True
     name = f"{svc.name}.{svc.namespace}.svc.{cluster.info.cluster_domain}"
     try:
-        probes.eventually(lambda: probes.lookup(client, name), lambda a: a.values("A") == ips,
-                          cluster.settings.deadline(probes.PROBE_S))
+        probes.eventually(
+            lambda: probes.lookup(client, name),
+            lambda a: a.values("A") == ips,
+            cluster.settings.deadline(probes.PROBE_S),
+        )
     except probes.NotConsistent as e:
         diagnose.involve(svc.namespace, client.name)
-        diagnose.fail(f"headless name {name} does not resolve to the ready pod IPs",
-                      expected=f"A records exactly {sorted(ips)}", observed=e.last.summary(),
-                      objects=[client.describe(), f"service {svc.namespace}/{svc.name}"],
-                      reproduce=client.repro(e.last.command))
+        diagnose.fail(
+            f"headless name {name} does not resolve to the ready pod IPs",
+            expected=f"A records exactly {sorted(ips)}",
+            observed=e.last.summary(),
+            objects=[client.describe(), f"service {svc.namespace}/{svc.name}"],
+            reproduce=client.repro(e.last.command),
+        )
 
 
 def test_headless_service_has_no_cluster_ip(diagnose: Diagnose, service: ServiceRef) -> None:
     """A headless Service gets no ClusterIP."""
-    diagnose.check(service.cluster_ip == "None", "headless Service got a ClusterIP", expected="clusterIP None",
-                   observed=f"clusterIP {service.cluster_ip}", objects=[f"service {service.namespace}/{service.name}"])
+    diagnose.check(
+        service.cluster_ip == "None",
+        "headless Service got a ClusterIP",
+        expected="clusterIP None",
+        observed=f"clusterIP {service.cluster_ip}",
+        objects=[f"service {service.namespace}/{service.name}"],
+    )
 
 
-def test_headless_endpoints_equal_the_pod_ips(diagnose: Diagnose, workloads: Workloads, service: ServiceRef,
-                                              web: Backend) -> None:
+def test_headless_endpoints_equal_the_pod_ips(
+    diagnose: Diagnose, workloads: Workloads, service: ServiceRef, web: Backend
+) -> None:
     """The headless Service's EndpointSlices list exactly the ready pod IPs."""
     got = {ip for ip, _ in workloads.endpoint_addresses(service.name)}
-    diagnose.check(got == web.ips, "headless EndpointSlices differ from the pod IPs", expected=str(sorted(web.ips)),
-                   observed=str(sorted(got)), objects=[f"service {service.namespace}/{service.name}"])
+    diagnose.check(
+        got == web.ips,
+        "headless EndpointSlices differ from the pod IPs",
+        expected=str(sorted(web.ips)),
+        observed=str(sorted(got)),
+        objects=[f"service {service.namespace}/{service.name}"],
+    )
 
 
-def test_headless_name_resolves_to_exactly_the_ready_pod_ips(cluster_dns: ClusterDns, diagnose: Diagnose, cluster: ClusterHandle,
-                                                             client: ProbePod, service: ServiceRef,
-                                                             web: Backend) -> None:
+def test_headless_name_resolves_to_exactly_the_ready_pod_ips(
+    cluster_dns: ClusterDns,
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    service: ServiceRef,
+    web: Backend,
+) -> None:
     """The headless name resolves to the set of ready pod IPs, no more and no less."""
     cluster_dns.require()
     expect_resolves_to(diagnose, cluster, client, service, web.ips)
 
 
-def test_headless_pod_answers_icmp_through_the_headless_name(cluster_dns: ClusterDns, diagnose: Diagnose, cluster: ClusterHandle,
-                                                             client: ProbePod, service: ServiceRef) -> None:
+def test_headless_pod_answers_icmp_through_the_headless_name(
+    cluster_dns: ClusterDns, diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, service: ServiceRef
+) -> None:
     """A pod behind the headless name answers ICMP echo."""
     cluster_dns.require()
     name = f"{service.name}.{service.namespace}.svc.{cluster.info.cluster_domain}"
     try:
         probes.eventually(lambda: probes.ping(client, name), lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S))
     except probes.NotConsistent as e:
-        diagnose.fail(f"no ICMP echo reply through {name}", expected="3 of 3 replies", observed=e.last.output[-300:],
-                      objects=[client.describe(), f"service {service.namespace}/{service.name}"],
-                      reproduce=client.repro(e.last.command))
+        diagnose.fail(
+            f"no ICMP echo reply through {name}",
+            expected="3 of 3 replies",
+            observed=e.last.output[-300:],
+            objects=[client.describe(), f"service {service.namespace}/{service.name}"],
+            reproduce=client.repro(e.last.command),
+        )
 
 
-def test_headless_name_follows_a_scale_up(cluster_dns: ClusterDns, diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads,
-                                          client: ProbePod, service: ServiceRef, web: Backend) -> None:
+def test_headless_name_follows_a_scale_up(
+    cluster_dns: ClusterDns,
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    workloads: Workloads,
+    client: ProbePod,
+    service: ServiceRef,
+    web: Backend,
+) -> None:
     """After the Deployment scales from 2 to 3, the name resolves to all 3 pod IPs."""
     cluster_dns.require()
     workloads.apply(workloads.render("common", "server", NAME="web", REPLICAS=3))

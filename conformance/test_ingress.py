@@ -15,17 +15,25 @@ pytestmark = [pytest.mark.ingress, pytest.mark.requires("ingress")]
 
 
 @pytest.fixture(scope="module")
-def routes(workloads: Workloads, ingress_controller: IngressController, hosts: Hosts,
-           colours: dict[str, str]) -> None:
+def routes(workloads: Workloads, ingress_controller: IngressController, hosts: Hosts, colours: dict[str, str]) -> None:
     """The module's Ingresses: blue/green by host, and the path rules."""
     cls = ingress_controller.ingress_class.name
-    workloads.apply(workloads.render("ingress", "colours", CLASS=cls, BLUE_HOST=hosts("blue"),
-                                     GREEN_HOST=hosts("green")))
+    workloads.apply(
+        workloads.render("ingress", "colours", CLASS=cls, BLUE_HOST=hosts("blue"), GREEN_HOST=hosts("green"))
+    )
     workloads.apply(workloads.render("ingress", "paths", CLASS=cls, HOST=hosts("paths")))
 
 
-def expect_route(diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, ctrl: IngressController,
-                 host: str | None, path: str, want: str | int, what: str) -> None:
+def expect_route(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    ctrl: IngressController,
+    host: str | None,
+    path: str,
+    want: str | int,
+    what: str,
+) -> None:
     """Poll until `host` + `path` answers with backend `want` (a name) or HTTP status `want` (a number)."""
     __tracebackhide__ = True
     url = ctrl.http_url + path
@@ -39,62 +47,128 @@ def expect_route(diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, c
         last: HttpResult = e.last
         svc = ctrl.service
         diagnose.involve(client.namespace, client.name)
-        diagnose.fail(what, expected=(f"HTTP {want}" if isinstance(want, int) else f"HTTP 200 from backend {want}")
-                      + " (3 in a row)", observed=last.summary(),
-                      objects=[client.describe(), f"IngressClass {ctrl.ingress_class.name} "
-                               f"({ctrl.ingress_class.controller}, profile {ctrl.profile.name})",
-                               f"controller service {svc.namespace}/{svc.name} ({svc.cluster_ip})",
-                               f"Host {host or '(none)'}"],
-                      reproduce=client.repro(last.command))
+        diagnose.fail(
+            what,
+            expected=(f"HTTP {want}" if isinstance(want, int) else f"HTTP 200 from backend {want}") + " (3 in a row)",
+            observed=last.summary(),
+            objects=[
+                client.describe(),
+                f"IngressClass {ctrl.ingress_class.name} "
+                f"({ctrl.ingress_class.controller}, profile {ctrl.profile.name})",
+                f"controller service {svc.namespace}/{svc.name} ({svc.cluster_ip})",
+                f"Host {host or '(none)'}",
+            ],
+            reproduce=client.repro(last.command),
+        )
 
 
-def test_ingress_class_is_present(diagnose: Diagnose, cluster: ClusterHandle, ingress_controller: IngressController,
-                                  record_property) -> None:
+def test_ingress_class_is_present(
+    diagnose: Diagnose, cluster: ClusterHandle, ingress_controller: IngressController, record_property
+) -> None:
     """The IngressClasses are reported; the one under test names a controller."""
     for c in cluster.info.ingress_classes:
         record_property(f"ingressclass:{c.name}", f"{c.controller}{' (default)' if c.default else ''}")
     cls = ingress_controller.ingress_class
-    diagnose.check(bool(cls.controller), f"IngressClass {cls.name} names no controller",
-                   expected="spec.controller set", observed="empty")
+    diagnose.check(
+        bool(cls.controller),
+        f"IngressClass {cls.name} names no controller",
+        expected="spec.controller set",
+        observed="empty",
+    )
 
 
-def test_ingress_routes_each_host_to_its_own_colour(diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod,
-                                                    ingress_controller: IngressController, hosts: Hosts,
-                                                    colours: dict[str, str], routes: None) -> None:
+def test_ingress_routes_each_host_to_its_own_colour(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    ingress_controller: IngressController,
+    hosts: Hosts,
+    colours: dict[str, str],
+    routes: None,
+) -> None:
     """Blue/green: the blue host reaches only blue, the green host only green."""
     for colour in ("blue", "green"):
-        expect_route(diagnose, cluster, client, ingress_controller, hosts(colour), "/", colour,
-                     f"Host {hosts(colour)} does not reach the {colour} backend")
+        expect_route(
+            diagnose,
+            cluster,
+            client,
+            ingress_controller,
+            hosts(colour),
+            "/",
+            colour,
+            f"Host {hosts(colour)} does not reach the {colour} backend",
+        )
 
 
-def test_ingress_request_without_a_known_host_gets_404(diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod,
-                                                       ingress_controller: IngressController, routes: None) -> None:
+def test_ingress_request_without_a_known_host_gets_404(
+    diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, ingress_controller: IngressController, routes: None
+) -> None:
     """A request whose Host matches no rule (the bare controller address) gets 404."""
-    expect_route(diagnose, cluster, client, ingress_controller, None, "/", 404,
-                 "a request without a known Host was not answered 404")
+    expect_route(
+        diagnose,
+        cluster,
+        client,
+        ingress_controller,
+        None,
+        "/",
+        404,
+        "a request without a known Host was not answered 404",
+    )
 
 
-@pytest.mark.parametrize(("path", "want"), [("/foo", "blue"), ("/foo/bar", "blue"), ("/foobar", 404),
-                                             ("/exact", "green"), ("/exact/sub", 404)],
-                         ids=["prefix-itself", "prefix-subpath", "prefix-not-partial-element", "exact-itself",
-                              "exact-not-subpath"])
-def test_ingress_path_matching(diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod,
-                               ingress_controller: IngressController, hosts: Hosts, routes: None,
-                               path: str, want: str | int) -> None:
+@pytest.mark.parametrize(
+    ("path", "want"),
+    [("/foo", "blue"), ("/foo/bar", "blue"), ("/foobar", 404), ("/exact", "green"), ("/exact/sub", 404)],
+    ids=["prefix-itself", "prefix-subpath", "prefix-not-partial-element", "exact-itself", "exact-not-subpath"],
+)
+def test_ingress_path_matching(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    ingress_controller: IngressController,
+    hosts: Hosts,
+    routes: None,
+    path: str,
+    want: str | int,
+) -> None:
     """Prefix matches per path element (/foo matches /foo/bar, not /foobar); Exact matches only the exact path."""
-    expect_route(diagnose, cluster, client, ingress_controller, hosts("paths"), path, want,
-                 f"path {path} on {hosts('paths')} routed wrongly")
+    expect_route(
+        diagnose,
+        cluster,
+        client,
+        ingress_controller,
+        hosts("paths"),
+        path,
+        want,
+        f"path {path} on {hosts('paths')} routed wrongly",
+    )
 
 
-def test_ingress_without_class_is_not_served(diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads,
-                                             client: ProbePod, ingress_controller: IngressController, hosts: Hosts,
-                                             colours: dict[str, str], routes: None) -> None:
+def test_ingress_without_class_is_not_served(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    workloads: Workloads,
+    client: ProbePod,
+    ingress_controller: IngressController,
+    hosts: Hosts,
+    colours: dict[str, str],
+    routes: None,
+) -> None:
     """An Ingress naming no class, with no default IngressClass, is not served; the same rule with a class is."""
     if any(c.default for c in cluster.info.ingress_classes):
         pytest.skip("a default IngressClass exists: an Ingress without class is rightly served")
     workloads.apply(workloads.render("ingress", "noclass", HOST=hosts("noclass")))
     # The classed rules of this module are served meanwhile, so a 404 here is the controller's choice.
-    expect_route(diagnose, cluster, client, ingress_controller, hosts("blue"), "/", "blue",
-                 "the classed Ingress is not served")
-    expect_route(diagnose, cluster, client, ingress_controller, hosts("noclass"), "/", 404,
-                 "an Ingress without ingressClassName was served")
+    expect_route(
+        diagnose, cluster, client, ingress_controller, hosts("blue"), "/", "blue", "the classed Ingress is not served"
+    )
+    expect_route(
+        diagnose,
+        cluster,
+        client,
+        ingress_controller,
+        hosts("noclass"),
+        "/",
+        404,
+        "an Ingress without ingressClassName was served",
+    )

@@ -35,59 +35,95 @@ def node_ip(cluster: ClusterHandle, name: str) -> str:
     return ip
 
 
-def expect_backend(diagnose: Diagnose, what: str, attempt, web: Backend, deadline: float,
-                   objects: list[str], repro: str) -> None:
+def expect_backend(
+    diagnose: Diagnose, what: str, attempt, web: Backend, deadline: float, objects: list[str], repro: str
+) -> None:
     __tracebackhide__ = True
     try:
         probes.eventually(attempt, lambda r: r.ok and r.body.strip() in web.names, deadline)
     except probes.NotConsistent as e:
         last: HttpResult = e.last
-        diagnose.fail(what, expected=f"HTTP 200 from one of {', '.join(sorted(web.names))} (3 in a row)",
-                      observed=last.summary(), objects=objects, reproduce=repro)
+        diagnose.fail(
+            what,
+            expected=f"HTTP 200 from one of {', '.join(sorted(web.names))} (3 in a row)",
+            observed=last.summary(),
+            objects=objects,
+            reproduce=repro,
+        )
 
 
 def test_nodeport_is_allocated_in_the_node_port_range(diagnose: Diagnose, service: ServiceRef) -> None:
     """The allocated nodePort lies in the cluster's NodePort range."""
     port = service.node_port()
-    diagnose.check(port in NODEPORT_RANGE, "nodePort outside the NodePort range",
-                   expected=f"{NODEPORT_RANGE.start}-{NODEPORT_RANGE.stop - 1}", observed=str(port),
-                   objects=[f"service {service.namespace}/{service.name}"])
+    diagnose.check(
+        port in NODEPORT_RANGE,
+        "nodePort outside the NodePort range",
+        expected=f"{NODEPORT_RANGE.start}-{NODEPORT_RANGE.stop - 1}",
+        observed=str(port),
+        objects=[f"service {service.namespace}/{service.name}"],
+    )
 
 
-def test_nodeport_answers_on_every_node_from_a_pod(diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod,
-                                                   service: ServiceRef, web: Backend, node_name: str) -> None:
+def test_nodeport_answers_on_every_node_from_a_pod(
+    diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, service: ServiceRef, web: Backend, node_name: str
+) -> None:
     """From a pod, <node InternalIP>:<nodePort> answers with a backend, on every node."""
     url = f"http://{node_ip(cluster, node_name)}:{service.node_port()}/hostname"
     diagnose.involve(service.namespace, client.name, *web.names)
-    expect_backend(diagnose, f"NodePort does not answer on node {node_name} from a pod",
-                   lambda: probes.http(client, url), web, cluster.settings.deadline(probes.PROBE_S),
-                   [client.describe(), f"service {service.namespace}/{service.name} nodePort {service.node_port()}",
-                    f"node {node_name}"], client.repro(probes.curl_command(url)))
+    expect_backend(
+        diagnose,
+        f"NodePort does not answer on node {node_name} from a pod",
+        lambda: probes.http(client, url),
+        web,
+        cluster.settings.deadline(probes.PROBE_S),
+        [
+            client.describe(),
+            f"service {service.namespace}/{service.name} nodePort {service.node_port()}",
+            f"node {node_name}",
+        ],
+        client.repro(probes.curl_command(url)),
+    )
 
 
-def test_nodeport_answers_on_every_node_from_the_runner(diagnose: Diagnose, cluster: ClusterHandle,
-                                                        service: ServiceRef, web: Backend, node_name: str) -> None:
+def test_nodeport_answers_on_every_node_from_the_runner(
+    diagnose: Diagnose, cluster: ClusterHandle, service: ServiceRef, web: Backend, node_name: str
+) -> None:
     """From the machine running the suite, <node InternalIP>:<nodePort> answers, where node addresses are reachable."""
     if not cluster.info.local_cluster:
         pytest.skip("whether the runner may reach node addresses is known only on netconform's local cluster")
     url = f"http://{node_ip(cluster, node_name)}:{service.node_port()}/hostname"
 
     diagnose.involve(service.namespace, *web.names)
-    expect_backend(diagnose, f"NodePort does not answer on node {node_name} from the runner",
-                   lambda: probes.runner_http(url), web,
-                   cluster.settings.deadline(probes.PROBE_S), [f"service {service.namespace}/{service.name}", f"node {node_name}"],
-                   f"curl -sS {url}")
+    expect_backend(
+        diagnose,
+        f"NodePort does not answer on node {node_name} from the runner",
+        lambda: probes.runner_http(url),
+        web,
+        cluster.settings.deadline(probes.PROBE_S),
+        [f"service {service.namespace}/{service.name}", f"node {node_name}"],
+        f"curl -sS {url}",
+    )
 
 
 @pytest.mark.privileged
-def test_nodeport_answers_on_localhost_of_every_node(diagnose: Diagnose, cluster: ClusterHandle,
-                                                     privileged_workloads: Workloads, service: ServiceRef,
-                                                     web: Backend, node_name: str) -> None:
+def test_nodeport_answers_on_localhost_of_every_node(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    privileged_workloads: Workloads,
+    service: ServiceRef,
+    web: Backend,
+    node_name: str,
+) -> None:
     """On each node itself (a hostNetwork pod), localhost:<nodePort> answers."""
     node_client = privileged_workloads.client(f"node-{node_name}"[:50], node=node_name, host_network=True)
     url = f"http://127.0.0.1:{service.node_port()}/hostname"
     diagnose.involve(service.namespace, *web.names)
-    expect_backend(diagnose, f"NodePort does not answer on localhost of node {node_name}",
-                   lambda: probes.http(node_client, url), web, cluster.settings.deadline(probes.PROBE_S),
-                   [node_client.describe(), f"service {service.namespace}/{service.name}"],
-                   node_client.repro(probes.curl_command(url)))
+    expect_backend(
+        diagnose,
+        f"NodePort does not answer on localhost of node {node_name}",
+        lambda: probes.http(node_client, url),
+        web,
+        cluster.settings.deadline(probes.PROBE_S),
+        [node_client.describe(), f"service {service.namespace}/{service.name}"],
+        node_client.repro(probes.curl_command(url)),
+    )

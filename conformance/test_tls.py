@@ -29,14 +29,27 @@ def https_port(ctrl: IngressController) -> int:
 
 
 @pytest.fixture(scope="module")
-def own_cert(workloads: Workloads, ingress_controller: IngressController, hosts: Hosts, colours: dict[str, str],
-             issue_certificate: Callable[..., ServerCert]) -> ServerCert:
+def own_cert(
+    workloads: Workloads,
+    ingress_controller: IngressController,
+    hosts: Hosts,
+    colours: dict[str, str],
+    issue_certificate: Callable[..., ServerCert],
+) -> ServerCert:
     """A certificate for the `secure` host from the module's CA, in a Secret referenced by an Ingress."""
     cert = issue_certificate(hosts("secure"))
     annotations = ingress_controller.profile.redirect_annotations or {}
-    docs = [cert.secret("secure-tls"), *workloads.render("tls", "own-cert", NAME="secure",
-                                                         CLASS=ingress_controller.ingress_class.name,
-                                                         HOST=hosts("secure"), SECRET="secure-tls")]
+    docs = [
+        cert.secret("secure-tls"),
+        *workloads.render(
+            "tls",
+            "own-cert",
+            NAME="secure",
+            CLASS=ingress_controller.ingress_class.name,
+            HOST=hosts("secure"),
+            SECRET="secure-tls",
+        ),
+    ]
     docs[1]["metadata"]["annotations"] = dict(annotations)
     workloads.apply(docs)
     return cert
@@ -46,30 +59,51 @@ def served(client: ProbePod, ctrl: IngressController, host: str) -> TlsResult:
     return probes.tls_handshake(client, ctrl.service.cluster_ip, https_port(ctrl), host)
 
 
-def test_tls_default_certificate_for_a_host_without_tls(diagnose: Diagnose, cluster: ClusterHandle,
-                                                        workloads: Workloads, client: ProbePod,
-                                                        ingress_controller: IngressController, hosts: Hosts,
-                                                        colours: dict[str, str], record_property) -> None:
+def test_tls_default_certificate_for_a_host_without_tls(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    workloads: Workloads,
+    client: ProbePod,
+    ingress_controller: IngressController,
+    hosts: Hosts,
+    colours: dict[str, str],
+    record_property,
+) -> None:
     """HTTPS for a host with no TLS section: the handshake works with the default certificate, which does not verify."""
     host = hosts("plain")
     workloads.apply(workloads.render("tls", "plain", CLASS=ingress_controller.ingress_class.name, HOST=host))
-    cmd = ["sh", "-c", f"openssl s_client -connect {ingress_controller.service.cluster_ip}:{https_port(ingress_controller)}"
-                       f" -servername {host} -verify_hostname {host} </dev/null 2>&1"]
+    cmd = [
+        "sh",
+        "-c",
+        f"openssl s_client -connect {ingress_controller.service.cluster_ip}:{https_port(ingress_controller)}"
+        f" -servername {host} -verify_hostname {host} </dev/null 2>&1",
+    ]
     try:
-        out = probes.eventually(lambda: client.run(cmd), lambda r: "BEGIN CERTIFICATE" in r.stdout or
-                                "Server certificate" in r.stdout, cluster.settings.deadline(probes.PROBE_S))
+        out = probes.eventually(
+            lambda: client.run(cmd),
+            lambda r: "BEGIN CERTIFICATE" in r.stdout or "Server certificate" in r.stdout,
+            cluster.settings.deadline(probes.PROBE_S),
+        )
     except probes.NotConsistent as e:
-        diagnose.fail(f"no TLS handshake for {host}", expected="a certificate (the controller's default)",
-                      observed=e.last.stdout[-300:], objects=[client.describe()], reproduce=client.repro(cmd))
+        diagnose.fail(
+            f"no TLS handshake for {host}",
+            expected="a certificate (the controller's default)",
+            observed=e.last.stdout[-300:],
+            objects=[client.describe()],
+            reproduce=client.repro(cmd),
+        )
     chain = probes.parse_s_client(out.stdout, cmd).chain
     code = re.search(r"Verify return code: (\d+) \(([^)]*)\)", out.stdout)
     leaf = certs.describe(chain[0]) if chain else "(not shown)"
     record_property("default-certificate", leaf)
-    diagnose.check(code is not None and code.group(1) != "0",
-                   f"the default certificate verifies for {host}, which it was never issued for",
-                   expected="verification fails (self-signed or not for this host)",
-                   observed=f"verify return code {code.group(1) if code else '?'}; {leaf}",
-                   objects=[client.describe()], reproduce=client.repro(cmd))
+    diagnose.check(
+        code is not None and code.group(1) != "0",
+        f"the default certificate verifies for {host}, which it was never issued for",
+        expected="verification fails (self-signed or not for this host)",
+        observed=f"verify return code {code.group(1) if code else '?'}; {leaf}",
+        objects=[client.describe()],
+        reproduce=client.repro(cmd),
+    )
 
 
 def secret_certificate(cluster: ClusterHandle, namespace: str, name: str) -> x509.Certificate:
@@ -78,51 +112,74 @@ def secret_certificate(cluster: ClusterHandle, namespace: str, name: str) -> x50
     return x509.load_pem_x509_certificate(base64.b64decode((secret.get("data") or {}).get("tls.crt", "")))
 
 
-def test_tls_own_certificate_from_a_secret_is_served_and_valid(diagnose: Diagnose, cluster: ClusterHandle,
-                                                               client: ProbePod,
-                                                               ingress_controller: IngressController,
-                                                               own_cert: ServerCert) -> None:
+def test_tls_own_certificate_from_a_secret_is_served_and_valid(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    ingress_controller: IngressController,
+    own_cert: ServerCert,
+) -> None:
     """With SNI for the host, the controller serves the Secret's certificate: it chains to the CA, names the host,
     and is inside its validity window with --min-cert-days left."""
     configured = secret_certificate(cluster, client.namespace, "secure-tls")
     want = configured.fingerprint(hashes.SHA256())
     try:
-        got = probes.eventually(lambda: served(client, ingress_controller, own_cert.host),
-                                lambda r: r.handshake_ok and r.chain[0].fingerprint(hashes.SHA256()) == want,
-                                cluster.settings.deadline(30))
+        got = probes.eventually(
+            lambda: served(client, ingress_controller, own_cert.host),
+            lambda r: r.handshake_ok and r.chain[0].fingerprint(hashes.SHA256()) == want,
+            cluster.settings.deadline(30),
+        )
     except probes.NotConsistent as e:
         last: TlsResult = e.last
-        diagnose.fail(f"the certificate from Secret secure-tls is not served for {own_cert.host}",
-                      expected=f"leaf {certs.describe(configured)}",
-                      observed=certs.describe(last.chain[0]) if last.chain else f"no handshake: {last.error}",
-                      objects=[client.describe(), f"secret {client.namespace}/secure-tls",
-                               f"ingress {client.namespace}/secure"], reproduce=client.repro(last.command))
+        diagnose.fail(
+            f"the certificate from Secret secure-tls is not served for {own_cert.host}",
+            expected=f"leaf {certs.describe(configured)}",
+            observed=certs.describe(last.chain[0]) if last.chain else f"no handshake: {last.error}",
+            objects=[client.describe(), f"secret {client.namespace}/secure-tls", f"ingress {client.namespace}/secure"],
+            reproduce=client.repro(last.command),
+        )
     problem = certs.verify_for_host(got.chain, [own_cert.ca], own_cert.host)
     leaf = got.chain[0]
-    left = leaf.not_valid_after_utc - dt.datetime.now(dt.timezone.utc)
+    left = leaf.not_valid_after_utc - dt.datetime.now(dt.UTC)
     if problem is None and left < dt.timedelta(days=cluster.settings.min_cert_days):
         problem = f"only {left.days} days of validity left (want at least {cluster.settings.min_cert_days})"
-    diagnose.check(problem is None, f"the served certificate for {own_cert.host} is not valid: {problem}",
-                   expected=f"chains to the suite's CA, names {own_cert.host}, valid now",
-                   observed=f"{problem}; {certs.describe(leaf)}",
-                   objects=[f"secret {client.namespace}/secure-tls"], reproduce=client.repro(got.command))
+    diagnose.check(
+        problem is None,
+        f"the served certificate for {own_cert.host} is not valid: {problem}",
+        expected=f"chains to the suite's CA, names {own_cert.host}, valid now",
+        observed=f"{problem}; {certs.describe(leaf)}",
+        objects=[f"secret {client.namespace}/secure-tls"],
+        reproduce=client.repro(got.command),
+    )
 
 
-def test_tls_http_redirects_to_https(diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod,
-                                     ingress_controller: IngressController, own_cert: ServerCert) -> None:
-    """Where the controller profile supports it, HTTP for a TLS host redirects to https:// for the same host and path."""
+def test_tls_http_redirects_to_https(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    ingress_controller: IngressController,
+    own_cert: ServerCert,
+) -> None:
+    """Where the controller profile supports it, HTTP for a TLS host redirects to https://, same host and path."""
     if ingress_controller.profile.redirect_annotations is None:
         pytest.skip(f"controller profile {ingress_controller.profile.name} has no HTTP->HTTPS redirect annotation")
     path = "/some/path"
     want = f"https://{own_cert.host}{path}"
     try:
-        probes.eventually(lambda: probes.http(client, ingress_controller.http_url + path, host=own_cert.host),
-                          lambda r: r.status in (301, 302, 307, 308) and r.headers.get("location") == want,
-                          cluster.settings.deadline(probes.PROBE_S))
+        probes.eventually(
+            lambda: probes.http(client, ingress_controller.http_url + path, host=own_cert.host),
+            lambda r: r.status in (301, 302, 307, 308) and r.headers.get("location") == want,
+            cluster.settings.deadline(probes.PROBE_S),
+        )
     except probes.NotConsistent as e:
         last: HttpResult = e.last
-        diagnose.fail(f"HTTP for {own_cert.host} does not redirect to HTTPS",
-                      expected=f"301/302/307/308 with Location: {want}", observed=last.summary(),
-                      objects=[client.describe(), f"ingress {client.namespace}/secure "
-                               f"{ingress_controller.profile.redirect_annotations}"],
-                      reproduce=client.repro(last.command))
+        diagnose.fail(
+            f"HTTP for {own_cert.host} does not redirect to HTTPS",
+            expected=f"301/302/307/308 with Location: {want}",
+            observed=last.summary(),
+            objects=[
+                client.describe(),
+                f"ingress {client.namespace}/secure {ingress_controller.profile.redirect_annotations}",
+            ],
+            reproduce=client.repro(last.command),
+        )

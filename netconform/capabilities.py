@@ -66,15 +66,25 @@ def node_info(obj: dict[str, Any]) -> NodeInfo:
     ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or [])
     ann = meta.get("annotations") or {}
     labels = meta.get("labels") or {}
-    return NodeInfo(meta["name"], ip, cidrs, not spec.get("unschedulable") and not no_schedule, ready,
-                    ann.get("netconform.io/cni-conf-dir"), ann.get("netconform.io/cni-bin-dir"),
-                    labels.get("netconform.io/local-cluster") == "true")
+    return NodeInfo(
+        meta["name"],
+        ip,
+        cidrs,
+        not spec.get("unschedulable") and not no_schedule,
+        ready,
+        ann.get("netconform.io/cni-conf-dir"),
+        ann.get("netconform.io/cni-bin-dir"),
+        labels.get("netconform.io/local-cluster") == "true",
+    )
 
 
 def ingress_class_info(obj: dict[str, Any]) -> IngressClassInfo:
     ann = obj["metadata"].get("annotations") or {}
-    return IngressClassInfo(obj["metadata"]["name"], obj["spec"].get("controller", ""),
-                            ann.get("ingressclass.kubernetes.io/is-default-class") == "true")
+    return IngressClassInfo(
+        obj["metadata"]["name"],
+        obj["spec"].get("controller", ""),
+        ann.get("ingressclass.kubernetes.io/is-default-class") == "true",
+    )
 
 
 def pick_ingress_class(classes: tuple[IngressClassInfo, ...], wanted: str | None) -> IngressClassInfo | None:
@@ -89,18 +99,23 @@ def pick_ingress_class(classes: tuple[IngressClassInfo, ...], wanted: str | None
 
 def detect(kube: Kube, provider: str) -> ClusterInfo:
     version = kube.version()
-    nodes = tuple(node_info(n) for n in kube.list("v1", "Node"))
+    nodes = tuple(node_info(n) for n in kube.list_objects("v1", "Node"))
     dns = kube.get("v1", "Service", "kube-dns", "kube-system")
     domain = "cluster.local"
     for n in nodes[:1]:
         domain = _kubelet_cluster_domain(kube, n.name) or domain
-    classes = tuple(ingress_class_info(c) for c in kube.list("networking.k8s.io/v1", "IngressClass"))
+    classes = tuple(ingress_class_info(c) for c in kube.list_objects("networking.k8s.io/v1", "IngressClass"))
     return ClusterInfo(
-        provider=provider, server=kube.api.configuration.host, context=kube.context,
-        version=version, nodes=nodes,
+        provider=provider,
+        server=kube.api.configuration.host,
+        context=kube.context,
+        version=version,
+        nodes=nodes,
         dns_service_ip=(dns or {}).get("spec", {}).get("clusterIP"),
-        dns_service="kube-system/kube-dns" if dns else None, cluster_domain=domain,
-        ingress_classes=classes, cert_manager=kube.has_kind(*CERT_MANAGER_CRD),
+        dns_service="kube-system/kube-dns" if dns else None,
+        cluster_domain=domain,
+        ingress_classes=classes,
+        cert_manager=kube.has_kind(*CERT_MANAGER_CRD),
     )
 
 

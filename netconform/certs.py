@@ -24,40 +24,81 @@ def new_key() -> Key:
 
 def make_ca(cn: str, days: int = 365) -> tuple[x509.Certificate, Key]:
     key = new_key()
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn))
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, encipher_only=False,
-                                         decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256()))
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     return cert, key
 
 
-def issue(ca: tuple[x509.Certificate, Key], cn: str, *, orgs: tuple[str, ...] = (), dns: tuple[str, ...] = (),
-          ips: tuple[str, ...] = (), server: bool = False, client: bool = False,
-          not_before: dt.datetime | None = None, not_after: dt.datetime | None = None,
-          days: int = 365) -> tuple[x509.Certificate, Key]:
+def issue(
+    ca: tuple[x509.Certificate, Key],
+    cn: str,
+    *,
+    orgs: tuple[str, ...] = (),
+    dns: tuple[str, ...] = (),
+    ips: tuple[str, ...] = (),
+    server: bool = False,
+    client: bool = False,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+    days: int = 365,
+) -> tuple[x509.Certificate, Key]:
     """Issue a leaf certificate signed by `ca`."""
     ca_cert, ca_key = ca
     key = new_key()
-    now = dt.datetime.now(dt.timezone.utc)
-    usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
-    builder = (x509.CertificateBuilder().subject_name(_name(cn, orgs)).issuer_name(ca_cert.subject)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(not_before or now - dt.timedelta(minutes=5))
-               .not_valid_after(not_after or now + dt.timedelta(days=days))
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False, key_cert_sign=False,
-                                            crl_sign=False, content_commitment=False, data_encipherment=False,
-                                            key_agreement=False, encipher_only=False, decipher_only=False),
-                              critical=True)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                              critical=False))
+    now = dt.datetime.now(dt.UTC)
+    usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
+        [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
+    )
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn, orgs))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - dt.timedelta(minutes=5))
+        .not_valid_after(not_after or now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_encipherment=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+    )
     if usages:
         builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
@@ -72,14 +113,17 @@ def cert_pem(cert: x509.Certificate) -> bytes:
 
 
 def key_pem(key: Key) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def describe(cert: x509.Certificate) -> str:
-    return (f"subject {cert.subject.rfc4514_string() or '(empty)'}, issuer {cert.issuer.rfc4514_string()}, "
-            f"valid {cert.not_valid_before_utc:%Y-%m-%d %H:%M} to {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, "
-            f"SANs {', '.join(san_names(cert)) or '(none)'}")
+    return (
+        f"subject {cert.subject.rfc4514_string() or '(empty)'}, issuer {cert.issuer.rfc4514_string()}, "
+        f"valid {cert.not_valid_before_utc:%Y-%m-%d %H:%M} to {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, "
+        f"SANs {', '.join(san_names(cert)) or '(none)'}"
+    )
 
 
 def san_names(cert: x509.Certificate) -> list[str]:
@@ -90,14 +134,16 @@ def san_names(cert: x509.Certificate) -> list[str]:
     return [str(n.value) for n in ext]
 
 
-def verify_for_host(chain: tuple[x509.Certificate, ...], roots: list[x509.Certificate], host: str,
-                    now: dt.datetime | None = None) -> str | None:
+def verify_for_host(
+    chain: tuple[x509.Certificate, ...], roots: list[x509.Certificate], host: str, now: dt.datetime | None = None
+) -> str | None:
     """Verify a served chain for `host` against `roots` (path, names, validity); None, or why it fails."""
     from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
     if not chain:
         return "no certificate was served"
     leaf = chain[0]
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     if now > leaf.not_valid_after_utc:
         return f"expired: valid until {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, now {now:%Y-%m-%d %H:%M} UTC"
     if now < leaf.not_valid_before_utc:

@@ -12,9 +12,13 @@ from . import __version__
 def _cluster_up(args: argparse.Namespace) -> int:
     from .cluster import lifecycle
     from .cluster.procs import ComponentFailed
+
     try:
-        path = lifecycle.up(nodes=args.nodes, kubernetes_version=args.kubernetes_version,
-                            out=lambda m: print(m, file=sys.stderr, flush=True))
+        path = lifecycle.up(
+            nodes=args.nodes,
+            kubernetes_version=args.kubernetes_version,
+            out=lambda m: print(m, file=sys.stderr, flush=True),
+        )
     except ComponentFailed as e:
         print(f"netconform: cluster up failed: {e}", file=sys.stderr)
         return 1
@@ -27,12 +31,14 @@ def _cluster_up(args: argparse.Namespace) -> int:
 
 def _cluster_down(args: argparse.Namespace) -> int:
     from .cluster import lifecycle
+
     lifecycle.down(out=lambda m: print(m, file=sys.stderr))
     return 0
 
 
 def _cluster_status(args: argparse.Namespace) -> int:
     from .cluster import lifecycle
+
     st = lifecycle.status()
     print(json.dumps(st, indent=2))
     return 0 if st["running"] else 3
@@ -40,6 +46,7 @@ def _cluster_status(args: argparse.Namespace) -> int:
 
 def _cluster_kubeconfig(args: argparse.Namespace) -> int:
     from .cluster import lifecycle
+
     st = lifecycle.status()
     if not st["kubeconfig"]:
         print("netconform: no local cluster; run `netconform cluster up`", file=sys.stderr)
@@ -50,6 +57,7 @@ def _cluster_kubeconfig(args: argparse.Namespace) -> int:
 
 def _cluster_bin_dir(args: argparse.Namespace) -> int:
     from .cluster import lifecycle
+
     meta = lifecycle.read_meta()
     if not meta:
         print("netconform: no local cluster; run `netconform cluster up`", file=sys.stderr)
@@ -62,6 +70,7 @@ def _context(args: argparse.Namespace) -> int:
     """Exit 0 when the kubeconfig context answers; print which one (used by `make conformance`)."""
     from . import kube
     from .errors import NetconformError
+
     try:
         client = kube.connect(args.kube_config, args.kube_context, timeout_s=args.timeout)
     except NetconformError as e:
@@ -74,6 +83,7 @@ def _context(args: argparse.Namespace) -> int:
 def _cleanup(args: argparse.Namespace) -> int:
     from . import kube
     from .errors import NetconformError
+
     try:
         client = kube.connect(args.kube_config, args.kube_context)
         removed = kube.sweep_namespaces(client, older_than_s=args.older_than, current_run=None)
@@ -98,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     cluster.add_parser("status", help="nodes, processes, kubeconfig").set_defaults(func=_cluster_status)
     cluster.add_parser("kubeconfig", help="print the kubeconfig path").set_defaults(func=_cluster_kubeconfig)
     cluster.add_parser("bin-dir", help="print the directory of the cluster's binaries (kubectl)").set_defaults(
-        func=_cluster_bin_dir)
+        func=_cluster_bin_dir
+    )
     p = sub.add_parser("context", help="check that the kubeconfig context answers")
     p.add_argument("--kube-config", default=None)
     p.add_argument("--kube-context", default=None)

@@ -21,14 +21,22 @@ class Profile:
 # Traefik's ingress-nginx provider serves IngressClasses with controller k8s.io/ingress-nginx and implements
 # the nginx annotations, so its Service selector is listed under the ingress-nginx profile too.
 PROFILES = (
-    Profile("ingress-nginx", ("k8s.io/ingress-nginx",),
-            ("app.kubernetes.io/name=ingress-nginx,app.kubernetes.io/component=controller",
-             "app.kubernetes.io/name=traefik"),
-            {"nginx.ingress.kubernetes.io/ssl-redirect": "true"}),
+    Profile(
+        "ingress-nginx",
+        ("k8s.io/ingress-nginx",),
+        (
+            "app.kubernetes.io/name=ingress-nginx,app.kubernetes.io/component=controller",
+            "app.kubernetes.io/name=traefik",
+        ),
+        {"nginx.ingress.kubernetes.io/ssl-redirect": "true"},
+    ),
     Profile("traefik", ("traefik.io/ingress-controller",), ("app.kubernetes.io/name=traefik",), None),
-    Profile("haproxy", ("haproxy.org/ingress-controller", "haproxy-ingress.github.io/controller"),
-            ("app.kubernetes.io/name=kubernetes-ingress", "app.kubernetes.io/name=haproxy-ingress"),
-            {"haproxy.org/ssl-redirect": "true"}),
+    Profile(
+        "haproxy",
+        ("haproxy.org/ingress-controller", "haproxy-ingress.github.io/controller"),
+        ("app.kubernetes.io/name=kubernetes-ingress", "app.kubernetes.io/name=haproxy-ingress"),
+        {"haproxy.org/ssl-redirect": "true"},
+    ),
 )
 UNKNOWN = Profile("unknown", (), (), None)
 
@@ -65,13 +73,17 @@ def find_controller_service(kube: Kube, profile: Profile, override: str | None =
         candidates = [svc] if svc else []
     else:
         for selector in profile.service_selectors:
-            candidates = [s for s in kube.list("v1", "Service", selector=selector)
-                          if s["spec"].get("clusterIP") not in (None, "None")]
+            candidates = [
+                s
+                for s in kube.list_objects("v1", "Service", selector=selector)
+                if s["spec"].get("clusterIP") not in (None, "None")
+            ]
             if candidates:
                 break
     for svc in candidates:
         http, https = _ports(svc)
         if http:
-            return ControllerService(svc["metadata"]["namespace"], svc["metadata"]["name"], svc["spec"]["clusterIP"],
-                                     http, https)
+            return ControllerService(
+                svc["metadata"]["namespace"], svc["metadata"]["name"], svc["spec"]["clusterIP"], http, https
+            )
     return None

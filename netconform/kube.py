@@ -5,15 +5,16 @@ Nothing else in netconform imports the client's generated API classes. Objects t
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import time
-import urllib3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import urllib3
 import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -90,7 +91,9 @@ class Kube:
             return False
 
     # -- objects --------------------------------------------------------------------------------------------
-    def apply(self, docs: Iterable[Obj], namespace: str | None = None, labels: dict[str, str] | None = None) -> list[Obj]:
+    def apply(
+        self, docs: Iterable[Obj], namespace: str | None = None, labels: dict[str, str] | None = None
+    ) -> list[Obj]:
         """Server-side apply each document; namespaced objects land in `namespace` unless they name one."""
         applied = []
         for doc in docs:
@@ -100,9 +103,19 @@ class Kube:
             if res.namespaced:
                 ns = doc["metadata"].get("namespace") or namespace
                 doc["metadata"]["namespace"] = ns
-            out = _call(lambda: res.server_side_apply(body=doc, name=doc["metadata"]["name"], namespace=ns,
-                                                      field_manager=FIELD_MANAGER, force_conflicts=True),
-                        "patch", doc["kind"], ns)
+            out = _call(
+                functools.partial(
+                    res.server_side_apply,
+                    body=doc,
+                    name=doc["metadata"]["name"],
+                    namespace=ns,
+                    field_manager=FIELD_MANAGER,
+                    force_conflicts=True,
+                ),
+                "patch",
+                doc["kind"],
+                ns,
+            )
             applied.append(out.to_dict())
         return applied
 
@@ -113,12 +126,16 @@ class Kube:
         except NotFoundError:
             return None
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None, selector: str | None = None) -> list[Obj]:
+    def list_objects(
+        self, api_version: str, kind: str, namespace: str | None = None, selector: str | None = None
+    ) -> list[Obj]:
         res = self.resource(api_version, kind)
         out = _call(lambda: res.get(namespace=namespace, label_selector=selector), "list", kind, namespace)
         return [i for i in out.to_dict().get("items", [])]
 
-    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None, grace: int | None = None) -> None:
+    def delete(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None, grace: int | None = None
+    ) -> None:
         res = self.resource(api_version, kind)
         body = {"gracePeriodSeconds": grace} if grace is not None else None
         try:
@@ -127,23 +144,31 @@ class Kube:
             pass
 
     def pods(self, namespace: str, selector: str) -> list[Obj]:
-        return self.list("v1", "Pod", namespace, selector)
+        return self.list_objects("v1", "Pod", namespace, selector)
 
     # -- exec, logs, events ---------------------------------------------------------------------------------
-    def exec(self, namespace: str, pod: str, command: list[str], timeout_s: float = 30,
-             container: str | None = None) -> ExecResult:
+    def exec(
+        self, namespace: str, pod: str, command: list[str], timeout_s: float = 30, container: str | None = None
+    ) -> ExecResult:
         """Run a command in a pod; exit code, stdout and stderr kept apart.
 
         The client's own `returncode` races the close of the websocket (the status may arrive after the streams,
         or be empty); this reads every channel until the socket closes and parses the status itself.
         """
-        kwargs: dict[str, Any] = dict(command=command, stderr=True, stdin=False, stdout=True, tty=False,
-                                      _preload_content=False)
+        kwargs: dict[str, Any] = dict(
+            command=command, stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False
+        )
         if container:
             kwargs["container"] = container
-        ws = _call(lambda: stream(self.core.connect_get_namespaced_pod_exec, pod, namespace, **kwargs),
-                   "create", "pods/exec", namespace)
-        out, err, status = [], [], []
+        ws = _call(
+            lambda: stream(self.core.connect_get_namespaced_pod_exec, pod, namespace, **kwargs),
+            "create",
+            "pods/exec",
+            namespace,
+        )
+        out: list[str] = []
+        err: list[str] = []
+        status: list[str] = []
         end = time.monotonic() + timeout_s
         try:
             while ws.is_open() and time.monotonic() < end:
@@ -158,7 +183,9 @@ class Kube:
         finally:
             ws.close()
         if timed_out:
-            return ExecResult(124, "".join(out), "".join(err) + f"\n[netconform: exec timed out after {timeout_s:.0f}s]")
+            return ExecResult(
+                124, "".join(out), "".join(err) + f"\n[netconform: exec timed out after {timeout_s:.0f}s]"
+            )
         return ExecResult(_exit_code("".join(status)), "".join(out), "".join(err))
 
     def logs(self, namespace: str, pod: str, tail: int = 50) -> str:
@@ -211,16 +238,18 @@ def _call(fn: Callable[[], T], verb: str, resource: str, namespace: str | None) 
     except k8s.ApiException as e:
         if e.status == 403:
             where = f" in namespace {namespace}" if namespace else " (cluster scope)"
-            raise Forbidden(f"permission denied: cannot {verb} {resource}{where}; the credentials need that RBAC "
-                            f"permission") from None
+            raise Forbidden(
+                f"permission denied: cannot {verb} {resource}{where}; the credentials need that RBAC permission"
+            ) from None
         if e.status == 401:
             raise Forbidden("the API server rejected the credentials (401 Unauthorized)") from None
         raise
     except Exception as e:  # the dynamic client raises its own ForbiddenError
         if type(e).__name__ == "ForbiddenError":
             where = f" in namespace {namespace}" if namespace else " (cluster scope)"
-            raise Forbidden(f"permission denied: cannot {verb} {resource}{where}; the credentials need that RBAC "
-                            f"permission") from None
+            raise Forbidden(
+                f"permission denied: cannot {verb} {resource}{where}; the credentials need that RBAC permission"
+            ) from None
         if type(e).__name__ == "UnauthorizedError":
             raise Forbidden("the API server rejected the credentials (401 Unauthorized)") from None
         raise
@@ -243,8 +272,9 @@ def connect(kubeconfig: str | None = None, context: str | None = None, timeout_s
     try:
         if path is None and not default.exists() and not _in_cluster():
             source = "from $KUBECONFIG" if os.environ.get("KUBECONFIG") else "the default; $KUBECONFIG is not set"
-            raise BadKubeconfig(f"no kubeconfig: {default} ({source}) does not exist; pass --kube-config, or use "
-                                f"--provider local")
+            raise BadKubeconfig(
+                f"no kubeconfig: {default} ({source}) does not exist; pass --kube-config, or use --provider local"
+            )
         if path is None and not default.exists():
             k8s_config.load_incluster_config(client_configuration=cfg)
         else:
@@ -257,10 +287,12 @@ def connect(kubeconfig: str | None = None, context: str | None = None, timeout_s
                 raise BadKubeconfig(f"kubeconfig {file} does not parse: {str(e).splitlines()[0]}") from None
             names = [c["name"] for c in contexts or []]
             if context and context not in names:
-                raise BadKubeconfig(f"context {context!r} not found in {file}; known contexts: "
-                                    f"{', '.join(names) or '(none)'}")
-            k8s_config.load_kube_config(config_file=str(file), context=context, client_configuration=cfg,
-                                        persist_config=False)
+                raise BadKubeconfig(
+                    f"context {context!r} not found in {file}; known contexts: {', '.join(names) or '(none)'}"
+                )
+            k8s_config.load_kube_config(
+                config_file=str(file), context=context, client_configuration=cfg, persist_config=False
+            )
             kubeconfig = str(file)
     except ConfigException as e:
         raise BadKubeconfig(f"cannot use kubeconfig: {e}") from None
@@ -282,8 +314,13 @@ def _in_cluster() -> bool:
     return Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists()
 
 
-def wait(what: str, probe: Callable[[], T | None], deadline_s: float, interval_s: float = 0.25,
-         describe: Callable[[], object] | None = None) -> T:
+def wait(
+    what: str,
+    probe: Callable[[], T | None],
+    deadline_s: float,
+    interval_s: float = 0.25,
+    describe: Callable[[], object] | None = None,
+) -> T:
     """Poll `probe` until it returns a truthy value; on timeout report the last observed state."""
     __tracebackhide__ = True
     end = time.monotonic() + deadline_s
@@ -308,7 +345,7 @@ def sweep_namespaces(kube: Kube, older_than_s: float, current_run: str | None) -
     """Delete namespaces of earlier runs (labelled by netconform) older than a threshold."""
     now = time.time()
     removed = []
-    for ns in kube.list("v1", "Namespace", selector=RUN_LABEL):
+    for ns in kube.list_objects("v1", "Namespace", selector=RUN_LABEL):
         meta = ns["metadata"]
         if current_run and meta["labels"].get(RUN_LABEL) == current_run:
             continue

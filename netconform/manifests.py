@@ -24,8 +24,7 @@ def render(text: str, values: dict[str, str], source: str = "<manifest>") -> lis
     return [d for d in yaml.safe_load_all(filled) if d]
 
 
-def load(area: str, name: str, values: dict[str, str], registry: str | None = None,
-         root: Path = ROOT) -> list[Obj]:
+def load(area: str, name: str, values: dict[str, str], registry: str | None = None, root: Path = ROOT) -> list[Obj]:
     path = root / area / f"{name}.yaml"
     docs = render(path.read_text(), values, str(path))
     return [rewrite_images(d, registry) for d in docs] if registry else docs
@@ -57,5 +56,6 @@ def rewrite_images(doc: Obj, registry: str) -> Obj:
 
 
 def images_of(doc: Obj) -> list[str]:
-    return [c["image"] for spec in _pod_specs(doc) for key in ("containers", "initContainers")
-            for c in spec.get(key) or []]
+    return [
+        c["image"] for spec in _pod_specs(doc) for key in ("containers", "initContainers") for c in spec.get(key) or []
+    ]

@@ -11,7 +11,7 @@ import shlex
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import dns.rdata
@@ -68,8 +68,9 @@ class HttpResult:
         return f"HTTP {self.status}{loc}, body {self.body.strip()[:80]!r}"
 
 
-def curl_command(url: str, host: str | None = None, timeout_s: float = 3, resolve: str | None = None,
-                 insecure: bool = False) -> list[str]:
+def curl_command(
+    url: str, host: str | None = None, timeout_s: float = 3, resolve: str | None = None, insecure: bool = False
+) -> list[str]:
     cmd = ["curl", "-sS", "-i", "--max-time", f"{timeout_s:g}", "--connect-timeout", f"{timeout_s:g}"]
     if host:
         cmd += ["-H", f"Host: {host}"]
@@ -97,8 +98,14 @@ def parse_http(result: ExecResult, command: list[str]) -> HttpResult:
     return HttpResult(int(m.group(1)), headers, body, "", command)
 
 
-def http(pod: ProbePod, url: str, host: str | None = None, timeout_s: float = 3, resolve: str | None = None,
-         insecure: bool = False) -> HttpResult:
+def http(
+    pod: ProbePod,
+    url: str,
+    host: str | None = None,
+    timeout_s: float = 3,
+    resolve: str | None = None,
+    insecure: bool = False,
+) -> HttpResult:
     cmd = curl_command(url, host, timeout_s, resolve, insecure)
     return parse_http(pod.run(cmd, timeout_s + 10), cmd)
 
@@ -106,6 +113,7 @@ def http(pod: ProbePod, url: str, host: str | None = None, timeout_s: float = 3,
 def runner_http(url: str, timeout_s: float = 3) -> HttpResult:
     """HTTP from the machine running the suite itself (no proxy from the environment)."""
     import requests
+
     cmd = ["curl", "-sS", "-i", url]
     try:
         with requests.Session() as session:
@@ -119,6 +127,7 @@ def runner_http(url: str, timeout_s: float = 3) -> HttpResult:
 def runner_source_ip(dest: str) -> str:
     """The address this machine sends from towards `dest` (what a server will see without NAT)."""
     import socket
+
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.connect((dest, 9))  # UDP connect sends nothing; it only picks the route
         return str(s.getsockname()[0])
@@ -146,9 +155,11 @@ def spread_command(url: str, count: int, timeout_s: float = 1, max_failures: int
     quoted = shlex.quote(url)
     parts = ["f=0"]
     for size in sizes:
-        parts.append(f"out=$(curl -s --max-time {timeout_s:g} -H 'Connection: close' "
-                     f"-w '|%{{http_code}}|%{{errormsg}}\\n' {' '.join([quoted] * size)}); printf '%s\\n' \"$out\"; "
-                     f"f=$((f + $(printf '%s\\n' \"$out\" | grep -c '|000|'))); [ $f -ge {max_failures} ] && exit 0")
+        parts.append(
+            f"out=$(curl -s --max-time {timeout_s:g} -H 'Connection: close' "
+            f"-w '|%{{http_code}}|%{{errormsg}}\\n' {' '.join([quoted] * size)}); printf '%s\\n' \"$out\"; "
+            f"f=$((f + $(printf '%s\\n' \"$out\" | grep -c '|000|'))); [ $f -ge {max_failures} ] && exit 0"
+        )
     return ["sh", "-c", "; ".join(parts) + "; true"]
 
 
@@ -176,11 +187,12 @@ def requests_for_spread(replicas: int, floor_fraction: float = 1 / 3, p_fail: fl
     """Smallest request count for which a fair random spread leaves some replica below `floor_fraction` of
     its fair share (and so also misses one) with probability below `p_fail` (binomial tail, union bound)."""
     from math import comb
+
     p = 1 / replicas
     n = replicas
     while True:
         floor = floor_fraction * n / replicas
-        tail = sum(comb(n, k) * p ** k * (1 - p) ** (n - k) for k in range(0, int(-(-floor // 1))))
+        tail = sum(comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(0, int(-(-floor // 1))))
         if replicas * tail < p_fail:
             return n
         n += 1
@@ -210,7 +222,9 @@ class DnsAnswer:
         return f"{self.status}: " + ", ".join(f"{r.name} {r.rdtype} {r.value}" for r in self.records)
 
 
-def dig_command(name: str, rdtype: str = "A", tcp: bool = False, search: bool = True, server: str | None = None) -> list[str]:
+def dig_command(
+    name: str, rdtype: str = "A", tcp: bool = False, search: bool = True, server: str | None = None
+) -> list[str]:
     cmd = ["dig", "+time=2", "+tries=1", "+nocookie"]
     cmd.append("+search" if search else "+nosearch")
     cmd.append("+tcp" if tcp else "+notcp")
@@ -245,8 +259,9 @@ def parse_dig(stdout: str, command: list[str]) -> DnsAnswer:
     return DnsAnswer(m.group(1), tuple(records), command, stdout)
 
 
-def lookup(pod: ProbePod, name: str, rdtype: str = "A", tcp: bool = False, search: bool = True,
-           server: str | None = None) -> DnsAnswer:
+def lookup(
+    pod: ProbePod, name: str, rdtype: str = "A", tcp: bool = False, search: bool = True, server: str | None = None
+) -> DnsAnswer:
     cmd = dig_command(name, rdtype, tcp, search, server)
     res = pod.run(cmd, timeout_s=15)
     return parse_dig(res.stdout + res.stderr, cmd)
@@ -299,7 +314,9 @@ def parse_ping(output: str, command: list[str]) -> PingResult:
     return PingResult(int(m.group(1)), int(m.group(2)), output, command)
 
 
-def ping(pod: ProbePod, target: str, count: int = 3, size: int | None = None, dont_fragment: bool = False) -> PingResult:
+def ping(
+    pod: ProbePod, target: str, count: int = 3, size: int | None = None, dont_fragment: bool = False
+) -> PingResult:
     cmd = ping_command(target, count, size, dont_fragment)
     res = pod.run(cmd, timeout_s=count * 2 + 10)
     return parse_ping(res.stdout + res.stderr, cmd)
@@ -353,8 +370,11 @@ def parse_s_client(output: str, command: list[str]) -> TlsResult:
 
 
 def tls_handshake(pod: ProbePod, ip: str, port: int, sni: str) -> TlsResult:
-    cmd = ["sh", "-c", f"openssl s_client -connect {_hostport(ip, port)} -servername {shlex.quote(sni)} "
-                       f"-showcerts </dev/null 2>&1"]
+    cmd = [
+        "sh",
+        "-c",
+        f"openssl s_client -connect {_hostport(ip, port)} -servername {shlex.quote(sni)} -showcerts </dev/null 2>&1",
+    ]
     res = pod.run(cmd, timeout_s=15)
     return parse_s_client(res.stdout + res.stderr, cmd)
 
@@ -371,8 +391,9 @@ class NotConsistent(Exception, Generic[R]):
         self.deadline_s = deadline_s
 
 
-def eventually(attempt: Callable[[], R], ok: Callable[[R], bool], deadline_s: float, successes: int = 3,
-               interval_s: float = 0.2) -> R:
+def eventually(
+    attempt: Callable[[], R], ok: Callable[[R], bool], deadline_s: float, successes: int = 3, interval_s: float = 0.2
+) -> R:
     """Repeat `attempt` until `ok` holds `successes` times in a row; raise NotConsistent with the last result."""
     end = time.monotonic() + deadline_s
     streak = best = attempts = 0

@@ -35,11 +35,13 @@ def local_kubeconfig(nodes: int) -> str:
         raise UsageError("--provider local boots a cluster on this host and needs root")
     from .cluster import lifecycle
     from .cluster.procs import ComponentFailed
+
     try:
         return str(lifecycle.up(nodes=nodes, out=lambda m: print(f"netconform local cluster: {m}", flush=True)))
     except (ComponentFailed, RuntimeError, OSError) as e:
-        raise NetconformError(f"the local cluster did not come up: {str(e).splitlines()[0]} "
-                              f"(full log: `netconform cluster status`)") from None
+        raise NetconformError(
+            f"the local cluster did not come up: {str(e).splitlines()[0]} (full log: `netconform cluster status`)"
+        ) from None
 
 
 def kind_binary(settings: Settings) -> Path:
@@ -52,9 +54,11 @@ def kind_binary(settings: Settings) -> Path:
 
 def kind_cluster(settings: Settings):  # type: ignore[no-untyped-def]
     from pytest_kind import KindCluster
+
     kubectl = shutil.which("kubectl")
-    return KindCluster(KIND_CLUSTER_NAME, kind_path=kind_binary(settings),
-                       kubectl_path=Path(kubectl) if kubectl else None)
+    return KindCluster(
+        KIND_CLUSTER_NAME, kind_path=kind_binary(settings), kubectl_path=Path(kubectl) if kubectl else None
+    )
 
 
 def kind_create(settings: Settings) -> Path:

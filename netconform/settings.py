@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .errors import UsageError
 
 PROVIDERS = ("kubeconfig", "kind", "local")
 #: Capabilities a check may need; `--require` turns their skips into failures.
-CAPABILITIES = ("cni", "clusterip", "dns", "nodeport", "loadbalancer", "headless", "externalname", "endpoints",
-                "ingress", "tls", "certmanager", "crossnode", "multinode", "privileged")
+CAPABILITIES = (
+    "cni",
+    "clusterip",
+    "dns",
+    "nodeport",
+    "loadbalancer",
+    "headless",
+    "externalname",
+    "endpoints",
+    "ingress",
+    "tls",
+    "certmanager",
+    "crossnode",
+    "multinode",
+    "privileged",
+)
 DEFAULT_IMAGE = "netconform.local/toolbox:v1"
 
 
@@ -69,24 +83,37 @@ def _nonneg_int(v: str) -> int:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("provider", "--provider", "where the cluster comes from: kubeconfig (default), kind, local",
-           "kubeconfig", _provider),
+    Option(
+        "provider",
+        "--provider",
+        "where the cluster comes from: kubeconfig (default), kind, local",
+        "kubeconfig",
+        _provider,
+    ),
     Option("kube_config", "--kube-config", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)"),
     Option("kube_context", "--kube-context", "kubeconfig context (default: the current one)"),
-    Option("require", "--require", "comma-separated areas whose capability skips become failures (or 'all')",
-           frozenset(), _require),
+    Option(
+        "require",
+        "--require",
+        "comma-separated areas whose capability skips become failures (or 'all')",
+        frozenset(),
+        _require,
+    ),
     Option("image_registry", "--image-registry", "rewrite every test image to this registry (air-gapped mirrors)"),
     Option("image", "--image", "the test image (agnhost, dig, curl, openssl, ip, nc)", DEFAULT_IMAGE),
     Option("ingress_class", "--ingress-class", "IngressClass to test (default: the default class, or the only one)"),
-    Option("ingress_service", "--ingress-service", "namespace/name of the ingress controller's Service "
-           "(default: found by the controller profile)"),
-    Option("ingress_domain", "--ingress-domain", "DNS suffix of the test hosts used in Ingress rules",
-           "netconform.test"),
+    Option(
+        "ingress_service",
+        "--ingress-service",
+        "namespace/name of the ingress controller's Service (default: found by the controller profile)",
+    ),
+    Option(
+        "ingress_domain", "--ingress-domain", "DNS suffix of the test hosts used in Ingress rules", "netconform.test"
+    ),
     Option("timeout_scale", "--timeout-scale", "multiply every deadline by this factor", 1.0, _positive_float),
     Option("external_name", "--external-name", "target of the ExternalName check (default: the API Service FQDN)"),
     Option("acme_server", "--acme-server", "ACME directory URL for the cert-manager ACME check"),
-    Option("min_cert_days", "--min-cert-days", "days of validity a served certificate must have left", 7,
-           _nonneg_int),
+    Option("min_cert_days", "--min-cert-days", "days of validity a served certificate must have left", 7, _nonneg_int),
     Option("cni_conf_dir", "--cni-conf-dir", "CNI configuration directory on the nodes", "/etc/cni/net.d"),
     Option("cni_bin_dir", "--cni-bin-dir", "CNI plugin directory on the nodes", "/opt/cni/bin"),
     Option("local_nodes", "--local-nodes", "nodes of the local cluster (--provider local), 1 to 4", 1, _nodes),
@@ -120,8 +147,9 @@ class Settings:
         return seconds * self.timeout_scale
 
 
-def resolve(cli: Mapping[str, Any], env: Mapping[str, str] = os.environ,
-            ini: Mapping[str, Any] | None = None) -> Settings:
+def resolve(
+    cli: Mapping[str, Any], env: Mapping[str, str] = os.environ, ini: Mapping[str, Any] | None = None
+) -> Settings:
     """Pick each option from the first of: command line, environment, ini, default; validate it."""
     ini = ini or {}
     values: dict[str, Any] = {}

@@ -15,7 +15,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import paths
@@ -91,14 +91,19 @@ def _run(cmd: list[str], cwd: Path, log: Path, what: str) -> None:
         proc = subprocess.run(cmd, cwd=cwd, env=go_env(), stdout=out, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-        raise BuildError(f"building {what} failed: `{' '.join(cmd[:3])} ...` exited {proc.returncode}; "
-                         f"log {log}:\n{tail}")
+        raise BuildError(
+            f"building {what} failed: `{' '.join(cmd[:3])} ...` exited {proc.returncode}; log {log}:\n{tail}"
+        )
 
 
 def upstream_gomod(module: str, version: str) -> str:
     out = subprocess.run(
         ["go", "mod", "download", "-json", f"{module}@{version}"],
-        check=True, capture_output=True, text=True, env=go_env(), cwd="/",
+        check=True,
+        capture_output=True,
+        text=True,
+        env=go_env(),
+        cwd="/",
     ).stdout
     return Path(json.loads(out)["GoMod"]).read_text()
 
@@ -117,16 +122,29 @@ def kubernetes_recipe(version: str = DEFAULT_KUBERNETES_VERSION) -> GoRecipe:
     staging = f"v0.{minor}.{patch}"
     ldflags = []
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
-        ldflags += [f"-X {pkg}.gitVersion={version}", f"-X {pkg}.gitMajor=1", f"-X {pkg}.gitMinor={minor}",
-                    f"-X {pkg}.gitTreeState=clean"]
+        ldflags += [
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor=1",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+        ]
     base = "k8s.io/kubernetes"
     return GoRecipe(
         name="kubernetes",
         module=base,
         version=version,
-        packages=tuple(f"{base}/{p}" for p in (
-            "cmd/kube-apiserver", "cmd/kube-controller-manager", "cmd/kube-scheduler", "cmd/kubelet",
-            "cmd/kube-proxy", "cmd/kubectl", "test/images/agnhost")),
+        packages=tuple(
+            f"{base}/{p}"
+            for p in (
+                "cmd/kube-apiserver",
+                "cmd/kube-controller-manager",
+                "cmd/kube-scheduler",
+                "cmd/kubelet",
+                "cmd/kube-proxy",
+                "cmd/kubectl",
+                "test/images/agnhost",
+            )
+        ),
         replaces=staging_replaces(upstream_gomod(base, version), staging),
         ldflags=tuple(ldflags),
     )
@@ -140,27 +158,39 @@ CERT_MANAGER_VERSION = "v1.11.5"
 
 
 def etcd_recipe() -> GoRecipe:
-    siblings = ("go.etcd.io/etcd/api/v3", "go.etcd.io/etcd/client/pkg/v3", "go.etcd.io/etcd/client/v3",
-                "go.etcd.io/etcd/pkg/v3")
+    siblings = (
+        "go.etcd.io/etcd/api/v3",
+        "go.etcd.io/etcd/client/pkg/v3",
+        "go.etcd.io/etcd/client/v3",
+        "go.etcd.io/etcd/pkg/v3",
+    )
     return GoRecipe(
-        name="etcd", module="go.etcd.io/etcd/server/v3", version=ETCD_VERSION,
+        name="etcd",
+        module="go.etcd.io/etcd/server/v3",
+        version=ETCD_VERSION,
         replaces=tuple(f"{s} => {s} {ETCD_VERSION}" for s in siblings),
         main_go='package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\n'
-                "func main() { etcdmain.Main(os.Args) }\n",
+        "func main() { etcdmain.Main(os.Args) }\n",
         main_binary="etcd",
     )
 
 
 def coredns_recipe() -> GoRecipe:
-    return GoRecipe(name="coredns", module="github.com/coredns/coredns", version=COREDNS_VERSION,
-                    packages=("github.com/coredns/coredns",))
+    return GoRecipe(
+        name="coredns",
+        module="github.com/coredns/coredns",
+        version=COREDNS_VERSION,
+        packages=("github.com/coredns/coredns",),
+    )
 
 
 def traefik_recipe() -> GoRecipe:
     # The replace and exclude lines of traefik's own go.mod: without them go-http-auth resolves to a
     # placeholder version and the build fails.
     return GoRecipe(
-        name="traefik", module="github.com/traefik/traefik/v3", version=TRAEFIK_VERSION,
+        name="traefik",
+        module="github.com/traefik/traefik/v3",
+        version=TRAEFIK_VERSION,
         packages=("github.com/traefik/traefik/v3/cmd/traefik",),
         replaces=(
             "github.com/abbot/go-http-auth => github.com/containous/go-http-auth v0.4.1-0.20200324110947-a37a7636d23e",
@@ -173,9 +203,15 @@ def traefik_recipe() -> GoRecipe:
 
 
 def pebble_recipe() -> GoRecipe:
-    return GoRecipe(name="pebble", module="github.com/letsencrypt/pebble/v2", version=PEBBLE_VERSION,
-                    packages=("github.com/letsencrypt/pebble/v2/cmd/pebble",
-                              "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv"))
+    return GoRecipe(
+        name="pebble",
+        module="github.com/letsencrypt/pebble/v2",
+        version=PEBBLE_VERSION,
+        packages=(
+            "github.com/letsencrypt/pebble/v2/cmd/pebble",
+            "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv",
+        ),
+    )
 
 
 def cert_manager_recipe() -> GoRecipe:
@@ -183,7 +219,9 @@ def cert_manager_recipe() -> GoRecipe:
     # module proxy does not serve). Its one replace keeps its version scope: unscoped, the controller breaks.
     base = "github.com/cert-manager/cert-manager"
     return GoRecipe(
-        name="cert-manager", module=base, version=CERT_MANAGER_VERSION,
+        name="cert-manager",
+        module=base,
+        version=CERT_MANAGER_VERSION,
         packages=tuple(f"{base}/cmd/{c}" for c in ("controller", "webhook", "cainjector", "acmesolver")),
         replaces=("github.com/miekg/dns v1.1.41 => github.com/miekg/dns v1.1.34",),
         ldflags=(f"-X {base}/pkg/util.AppVersion={CERT_MANAGER_VERSION}",),
@@ -191,13 +229,25 @@ def cert_manager_recipe() -> GoRecipe:
 
 
 def all_recipes(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> list[GoRecipe]:
-    return [kubernetes_recipe(kubernetes_version), etcd_recipe(), coredns_recipe(), traefik_recipe(),
-            pebble_recipe(), cert_manager_recipe()]
+    return [
+        kubernetes_recipe(kubernetes_version),
+        etcd_recipe(),
+        coredns_recipe(),
+        traefik_recipe(),
+        pebble_recipe(),
+        cert_manager_recipe(),
+    ]
 
 
 def wrapper_gomod(recipe: GoRecipe) -> str:
-    lines = [f"module netconform.local/build/{recipe.name}", "", "go 1.25", "",
-             f"require {recipe.module} {recipe.version}", ""]
+    lines = [
+        f"module netconform.local/build/{recipe.name}",
+        "",
+        "go 1.25",
+        "",
+        f"require {recipe.module} {recipe.version}",
+        "",
+    ]
     if recipe.replaces:
         lines += ["replace (", *(f"\t{r}" for r in recipe.replaces), ")", ""]
     for e in recipe.excludes:
@@ -254,13 +304,15 @@ def build(recipe: GoRecipe, say: Callable[[str], None] = print) -> Path:
     return out
 
 
-def build_all(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
-              say: Callable[[str], None] = print) -> dict[str, Path]:
+def build_all(
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION, say: Callable[[str], None] = print
+) -> dict[str, Path]:
     return {r.name: build(r, say) for r in all_recipes(kubernetes_version)}
 
 
 def main() -> None:
     import sys
+
     names = sys.argv[1:]
     for r in all_recipes():
         if not names or r.name in names:

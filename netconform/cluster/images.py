@@ -86,30 +86,50 @@ def write_oci_archive(specs: list[ImageSpec], out: Path) -> None:
                 data = layer_cache[src]
                 digest = _blob(layout, data, written)
                 diff_ids.append(digest)
-                layer_descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                                    "digest": digest, "size": len(data)})
+                layer_descs.append(
+                    {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest, "size": len(data)}
+                )
             config = {
-                "architecture": "amd64", "os": "linux",
-                "config": {"Env": list(spec.env), "Entrypoint": list(spec.entrypoint) or None,
-                           "User": spec.user, "Labels": {"netconform.image.revision": IMAGE_REVISION}},
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {
+                    "Env": list(spec.env),
+                    "Entrypoint": list(spec.entrypoint) or None,
+                    "User": spec.user,
+                    "Labels": {"netconform.image.revision": IMAGE_REVISION},
+                },
                 "rootfs": {"type": "layers", "diff_ids": diff_ids},
             }
             cfg = json.dumps(config, sort_keys=True).encode()
-            manifest = json.dumps({
-                "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _blob(layout, cfg, written),
-                           "size": len(cfg)},
-                "layers": layer_descs,
-            }, sort_keys=True).encode()
-            manifests.append({
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": _blob(layout, manifest, written), "size": len(manifest),
-                "platform": {"architecture": "amd64", "os": "linux"},
-                "annotations": {"io.containerd.image.name": spec.name,
-                                "org.opencontainers.image.ref.name": spec.name.rsplit(":", 1)[1]},
-            })
-        for name, data in (("oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode()),
-                           ("index.json", json.dumps({"schemaVersion": 2, "manifests": manifests}).encode())):
+            manifest = json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": {
+                        "mediaType": "application/vnd.oci.image.config.v1+json",
+                        "digest": _blob(layout, cfg, written),
+                        "size": len(cfg),
+                    },
+                    "layers": layer_descs,
+                },
+                sort_keys=True,
+            ).encode()
+            manifests.append(
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": _blob(layout, manifest, written),
+                    "size": len(manifest),
+                    "platform": {"architecture": "amd64", "os": "linux"},
+                    "annotations": {
+                        "io.containerd.image.name": spec.name,
+                        "org.opencontainers.image.ref.name": spec.name.rsplit(":", 1)[1],
+                    },
+                }
+            )
+        for name, data in (
+            ("oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode()),
+            ("index.json", json.dumps({"schemaVersion": 2, "manifests": manifests}).encode()),
+        ):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             layout.addfile(info, io.BytesIO(data))
@@ -145,8 +165,18 @@ def toolbox_rootfs(say: Callable[[str], None] = print) -> Path:
     log.parent.mkdir(parents=True, exist_ok=True)
     say(f"debootstrap toolbox rootfs (log {log})")
     with log.open("w") as out:
-        rc = subprocess.run(["debootstrap", "--variant=minbase", "--include=" + ",".join(TOOLBOX_PACKAGES),
-                             SUITE, str(root / "fs"), apt_mirror()], stdout=out, stderr=subprocess.STDOUT).returncode
+        rc = subprocess.run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "--include=" + ",".join(TOOLBOX_PACKAGES),
+                SUITE,
+                str(root / "fs"),
+                apt_mirror(),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        ).returncode
     if rc != 0:
         raise RuntimeError(f"debootstrap failed (exit {rc}); log {log}")
     fs = root / "fs"
@@ -163,6 +193,7 @@ TOOLBOX_TAG = "v1"
 def image_names() -> dict[str, str]:
     """The exact references pods use (manifests name these; the CRI finds images only by exact name)."""
     from . import build
+
     return {
         "toolbox": f"{REGISTRY}/toolbox:{TOOLBOX_TAG}",
         "pause": f"{REGISTRY}/pause:{TOOLBOX_TAG}",
@@ -195,8 +226,9 @@ def build_archives(bins: dict[str, Path], say: Callable[[str], None] = print) ->
     """Two OCI archives, (every node's images, the add-on images), cached by the inputs' keys."""
     rootfs = toolbox_rootfs(say)
     names = image_names()
-    key = hashlib.sha256(json.dumps([str(rootfs), sorted((k, str(v)) for k, v in bins.items()), names,
-                                     IMAGE_REVISION]).encode()).hexdigest()[:12]
+    key = hashlib.sha256(
+        json.dumps([str(rootfs), sorted((k, str(v)) for k, v in bins.items()), names, IMAGE_REVISION]).encode()
+    ).hexdigest()[:12]
     out = (paths.CACHE / "images" / f"node-images-{key}.tar", paths.CACHE / "images" / f"addon-images-{key}.tar")
     if all(p.exists() for p in out):
         return out
@@ -205,43 +237,84 @@ def build_archives(bins: dict[str, Path], say: Callable[[str], None] = print) ->
     layers = paths.CACHE / "layers"
 
     def files(name: str, mapping: dict[str, Path]) -> Path:
-        return _single_file_dir(layers / f"{name}-{hashlib.sha256(str(sorted(mapping.items())).encode()).hexdigest()[:12]}",
-                                mapping)
+        return _single_file_dir(
+            layers / f"{name}-{hashlib.sha256(str(sorted(mapping.items())).encode()).hexdigest()[:12]}", mapping
+        )
 
     k8s, cm, pebble = bins["kubernetes"], bins["cert-manager"], bins["pebble"]
     agnhost = files("agnhost", {"usr/local/bin/agnhost": k8s / "agnhost"})
     nonroot = ("65532",)
-    write_oci_archive([
-        ImageSpec(names["toolbox"], (rootfs, agnhost), entrypoint=("/usr/local/bin/agnhost",)),
-        ImageSpec(names["pause"], (rootfs, agnhost), entrypoint=("/usr/local/bin/agnhost", "pause")),
-        # cert-manager starts solver pods with runAsNonRoot: the image names a numeric non-root user.
-        ImageSpec(names["acmesolver"], (files("acmesolver", {"acmesolver": cm / "acmesolver"}),),
-                  entrypoint=("/acmesolver",), user=nonroot[0]),
-    ], out[0])
+    write_oci_archive(
+        [
+            ImageSpec(names["toolbox"], (rootfs, agnhost), entrypoint=("/usr/local/bin/agnhost",)),
+            ImageSpec(names["pause"], (rootfs, agnhost), entrypoint=("/usr/local/bin/agnhost", "pause")),
+            # cert-manager starts solver pods with runAsNonRoot: the image names a numeric non-root user.
+            ImageSpec(
+                names["acmesolver"],
+                (files("acmesolver", {"acmesolver": cm / "acmesolver"}),),
+                entrypoint=("/acmesolver",),
+                user=nonroot[0],
+            ),
+        ],
+        out[0],
+    )
     pebble_certs = pebble_module_dir() / "test" / "certs" / "localhost"
-    write_oci_archive([
-        ImageSpec(names["coredns"], (files("coredns", {"coredns": bins["coredns"] / "coredns"}),),
-                  entrypoint=("/coredns",)),
-        ImageSpec(names["traefik"], (files("traefik", {"traefik": bins["traefik"] / "traefik"}),),
-                  entrypoint=("/traefik",)),
-        ImageSpec(names["cert-manager"], (files("cm-controller", {"controller": cm / "controller"}),),
-                  entrypoint=("/controller",), user=nonroot[0]),
-        ImageSpec(names["pebble"], (files("pebble", {
-            "pebble": pebble / "pebble", "pebble-challtestsrv": pebble / "pebble-challtestsrv",
-            "certs/cert.pem": pebble_certs / "cert.pem", "certs/key.pem": pebble_certs / "key.pem"}),),
-            entrypoint=("/pebble",), user=nonroot[0]),
-    ], out[1])
+    write_oci_archive(
+        [
+            ImageSpec(
+                names["coredns"],
+                (files("coredns", {"coredns": bins["coredns"] / "coredns"}),),
+                entrypoint=("/coredns",),
+            ),
+            ImageSpec(
+                names["traefik"],
+                (files("traefik", {"traefik": bins["traefik"] / "traefik"}),),
+                entrypoint=("/traefik",),
+            ),
+            ImageSpec(
+                names["cert-manager"],
+                (files("cm-controller", {"controller": cm / "controller"}),),
+                entrypoint=("/controller",),
+                user=nonroot[0],
+            ),
+            ImageSpec(
+                names["pebble"],
+                (
+                    files(
+                        "pebble",
+                        {
+                            "pebble": pebble / "pebble",
+                            "pebble-challtestsrv": pebble / "pebble-challtestsrv",
+                            "certs/cert.pem": pebble_certs / "cert.pem",
+                            "certs/key.pem": pebble_certs / "key.pem",
+                        },
+                    ),
+                ),
+                entrypoint=("/pebble",),
+                user=nonroot[0],
+            ),
+        ],
+        out[1],
+    )
     return out
 
 
 def pebble_module_dir() -> Path:
     from . import build
+
     return module_dir("github.com/letsencrypt/pebble/v2", build.PEBBLE_VERSION)
 
 
 def module_dir(module: str, version: str) -> Path:
     """Where a module's source is in the module cache (downloaded if needed), for files it ships."""
     from . import build
-    out = subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"], check=True, capture_output=True,
-                         text=True, env=build.go_env(), cwd="/").stdout
+
+    out = subprocess.run(
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=build.go_env(),
+        cwd="/",
+    ).stdout
     return Path(json.loads(out)["Dir"])

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import string
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,8 +36,12 @@ class Cluster:
     kubeconfig: Path
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([str(self.bins / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
-                              input=input, capture_output=True, text=True)
+        proc = subprocess.run(
+            [str(self.bins / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+        )
         if check and proc.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
         return proc
@@ -62,8 +64,9 @@ def healthy() -> bool:
     return bool(rec) and read_meta() is not None and all(procs.alive(p) for p in rec.values())
 
 
-def up(nodes: int = 1, kubernetes_version: str = build.DEFAULT_KUBERNETES_VERSION,
-       out: Callable[[str], None] = print) -> Path:
+def up(
+    nodes: int = 1, kubernetes_version: str = build.DEFAULT_KUBERNETES_VERSION, out: Callable[[str], None] = print
+) -> Path:
     """Bring the cluster up (or find it running with the same shape); return the admin kubeconfig path."""
     say = Stages(out)
     meta = read_meta()
@@ -75,8 +78,14 @@ def up(nodes: int = 1, kubernetes_version: str = build.DEFAULT_KUBERNETES_VERSIO
         say("cleaning up state of an earlier cluster")
         down(out=lambda m: say("  " + m))
     node_list = config.nodes(nodes)
-    recipes = [build.kubernetes_recipe(kubernetes_version), build.etcd_recipe(), build.coredns_recipe(),
-               build.traefik_recipe(), build.pebble_recipe(), build.cert_manager_recipe()]
+    recipes = [
+        build.kubernetes_recipe(kubernetes_version),
+        build.etcd_recipe(),
+        build.coredns_recipe(),
+        build.traefik_recipe(),
+        build.pebble_recipe(),
+        build.cert_manager_recipe(),
+    ]
     bins = {}
     for r in recipes:
         if not build.is_built(r):
@@ -92,8 +101,16 @@ def up(nodes: int = 1, kubernetes_version: str = build.DEFAULT_KUBERNETES_VERSIO
     except BaseException:
         say("up failed; logs are kept in " + str(paths.LOGS))
         raise
-    _meta().write_text(json.dumps({**want, "bins": str(k8s), "kubeconfig": str(paths.KUBECONFIG),
-                                   "nodes_detail": [{"name": n.name, "ip": n.ip} for n in node_list]}))
+    _meta().write_text(
+        json.dumps(
+            {
+                **want,
+                "bins": str(k8s),
+                "kubeconfig": str(paths.KUBECONFIG),
+                "nodes_detail": [{"name": n.name, "ip": n.ip} for n in node_list],
+            }
+        )
+    )
     say(f"cluster ready: {len(node_list)} node(s); kubeconfig {paths.KUBECONFIG}")
     return paths.KUBECONFIG
 
@@ -106,13 +123,16 @@ def _start(cluster: Cluster, bins: dict[str, Path], archives: tuple[Path, Path],
     for n in cluster.nodes:
         network.create_node_netns(n)
     say("network: bridge and node namespaces")
-    clients = {"admin": ("netconform-admin", ("system:masters",)),
-               "controller-manager": ("system:kube-controller-manager", ()),
-               "scheduler": ("system:kube-scheduler", ()),
-               "kube-proxy": ("system:kube-proxy", ())}
+    clients = {
+        "admin": ("netconform-admin", ("system:masters",)),
+        "controller-manager": ("system:kube-controller-manager", ()),
+        "scheduler": ("system:kube-scheduler", ()),
+        "kube-proxy": ("system:kube-proxy", ()),
+    }
     clients.update({f"kubelet-{n.name}": (f"system:node:{n.name}", ("system:nodes",)) for n in cluster.nodes})
-    p = pki.create(paths.STATE / "pki", (config.API_SERVICE_IP, "127.0.0.1", config.HOST_IP),
-                   config.CLUSTER_DOMAIN, clients)
+    p = pki.create(
+        paths.STATE / "pki", (config.API_SERVICE_IP, "127.0.0.1", config.HOST_IP), config.CLUSTER_DOMAIN, clients
+    )
     server = f"https://{config.HOST_IP}:{config.API_PORT}"
     ca = p.ca.cert.read_bytes()
     kcfg: dict[str, Path] = {}
@@ -130,11 +150,13 @@ def _start(cluster: Cluster, bins: dict[str, Path], archives: tuple[Path, Path],
         node.start_containerd(n, names["pause"])
     controlplane.start_apiserver(k8s, p)
     with ThreadPoolExecutor(max_workers=len(cluster.nodes)) as pool:
+
         def prep(n: Node) -> None:
             node.wait_containerd(n)
             node.import_images(n, archives[0])
             if n == cluster.nodes[0]:  # add-ons are pinned to the first node
                 node.import_images(n, archives[1])
+
         list(pool.map(prep, cluster.nodes))
     say("containerd running, images imported on every node")
     _wait_api(cluster)
@@ -149,14 +171,26 @@ def _start(cluster: Cluster, bins: dict[str, Path], archives: tuple[Path, Path],
     pod_cidrs = _wait_pod_cidrs(cluster)
     for n in cluster.nodes:
         f = node.write_cni(n, pod_cidrs[n.name])
-        cluster.kubectl("annotate", "--overwrite", "node", n.name, f"netconform.io/cni-conf-dir={f.parent}",
-                        "netconform.io/cni-bin-dir=/usr/lib/cni")
+        cluster.kubectl(
+            "annotate",
+            "--overwrite",
+            "node",
+            n.name,
+            f"netconform.io/cni-conf-dir={f.parent}",
+            "netconform.io/cni-bin-dir=/usr/lib/cni",
+        )
     network.route_pod_cidrs(cluster.nodes, pod_cidrs)
     say("nodes registered; pod CIDRs routed: " + ", ".join(f"{k}={v}" for k, v in sorted(pod_cidrs.items())))
     for addon in ADDON_FILES:
         _apply(cluster, addon, **_images_values())
-    cluster.kubectl("apply", "--server-side", "--field-manager=netconform-cluster", "-f", "-",
-                    input=cert_manager_crds(bins["cert-manager"]))
+    cluster.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=netconform-cluster",
+        "-f",
+        "-",
+        input=cert_manager_crds(bins["cert-manager"]),
+    )
     _wait(cluster, "nodes Ready", lambda: _all_nodes_ready(cluster), 90)
     say("nodes Ready")
     _wait(cluster, "CoreDNS ready", lambda: _rollout_done(cluster, "kube-system", "coredns"), 90)
@@ -172,8 +206,13 @@ ADDON_FILES = ("coredns.yaml", "traefik.yaml", "cert-manager.yaml", "pebble.yaml
 
 def _images_values() -> dict[str, str]:
     n = images.image_names()
-    return {"COREDNS_IMAGE": n["coredns"], "TRAEFIK_IMAGE": n["traefik"], "CERT_MANAGER_IMAGE": n["cert-manager"],
-            "ACMESOLVER_IMAGE": n["acmesolver"], "PEBBLE_IMAGE": n["pebble"]}
+    return {
+        "COREDNS_IMAGE": n["coredns"],
+        "TRAEFIK_IMAGE": n["traefik"],
+        "CERT_MANAGER_IMAGE": n["cert-manager"],
+        "ACMESOLVER_IMAGE": n["acmesolver"],
+        "PEBBLE_IMAGE": n["pebble"],
+    }
 
 
 def cert_manager_crds(_bins: Path) -> str:
@@ -194,15 +233,21 @@ def cert_manager_crds(_bins: Path) -> str:
 
 
 def _apply(cluster: Cluster, name: str, **extra: str) -> None:
-    values = {"CLUSTER_DOMAIN": config.CLUSTER_DOMAIN, "DNS_SERVICE_IP": config.DNS_SERVICE_IP,
-              "ADDON_NODE": cluster.nodes[0].name, "INGRESS_SERVICE_IP": config.INGRESS_SERVICE_IP,
-              "INGRESS_DOMAIN": config.INGRESS_DOMAIN,
-              "INGRESS_HTTP_NODEPORT": str(config.INGRESS_HTTP_NODEPORT),
-              "INGRESS_HTTPS_NODEPORT": str(config.INGRESS_HTTPS_NODEPORT), **extra}
+    values = {
+        "CLUSTER_DOMAIN": config.CLUSTER_DOMAIN,
+        "DNS_SERVICE_IP": config.DNS_SERVICE_IP,
+        "ADDON_NODE": cluster.nodes[0].name,
+        "INGRESS_SERVICE_IP": config.INGRESS_SERVICE_IP,
+        "INGRESS_DOMAIN": config.INGRESS_DOMAIN,
+        "INGRESS_HTTP_NODEPORT": str(config.INGRESS_HTTP_NODEPORT),
+        "INGRESS_HTTPS_NODEPORT": str(config.INGRESS_HTTPS_NODEPORT),
+        **extra,
+    }
     text = string.Template((ADDONS / name).read_text()).substitute(values)
     # The cluster owns its add-ons: take fields back from whoever changed them (a fault, a hand edit).
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=netconform-cluster", "-f", "-",
-                    input=text)
+    cluster.kubectl(
+        "apply", "--server-side", "--force-conflicts", "--field-manager=netconform-cluster", "-f", "-", input=text
+    )
 
 
 def _wait(cluster: Cluster, what: str, ok: Callable[[], bool], deadline_s: float) -> None:
@@ -226,8 +271,12 @@ def _check_processes() -> None:
 
 
 def _wait_api(cluster: Cluster) -> None:
-    _wait(cluster, "kube-apiserver /readyz",
-          lambda: cluster.kubectl("get", "--raw", "/readyz", check=False).returncode == 0, 60)
+    _wait(
+        cluster,
+        "kube-apiserver /readyz",
+        lambda: cluster.kubectl("get", "--raw", "/readyz", check=False).returncode == 0,
+        60,
+    )
 
 
 def _wait_pod_cidrs(cluster: Cluster) -> dict[str, str]:
@@ -251,8 +300,11 @@ def _all_nodes_ready(cluster: Cluster) -> bool:
     if proc.returncode != 0:
         return False
     items = json.loads(proc.stdout)["items"]
-    ready = {i["metadata"]["name"] for i in items
-             if any(c["type"] == "Ready" and c["status"] == "True" for c in i["status"].get("conditions", []))}
+    ready = {
+        i["metadata"]["name"]
+        for i in items
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in i["status"].get("conditions", []))
+    }
     return all(n.name in ready for n in cluster.nodes)
 
 
@@ -267,8 +319,9 @@ def _rollout_done(cluster: Cluster, ns: str, name: str) -> bool:
 def down(out: Callable[[str], None] = print) -> None:
     """Remove every process, mount, namespace, link, rule, cgroup and state folder of the cluster. Idempotent."""
     fragments = (str(paths.STATE), str(config.RUN))
-    node_names = sorted({p.name for p in (paths.STATE / "nodes").glob("*")} if (paths.STATE / "nodes").exists()
-                        else set()) or [n.name for n in config.nodes(config.MAX_NODES)]
+    node_names = sorted(
+        {p.name for p in (paths.STATE / "nodes").glob("*")} if (paths.STATE / "nodes").exists() else set()
+    ) or [n.name for n in config.nodes(config.MAX_NODES)]
     node_names = sorted(set(node_names) | {n.name for n in config.nodes(config.MAX_NODES)})
     # Control plane and node agents first (kubelet would restart containers), then shims and containers.
     pids = list(procs.recorded().values())
@@ -339,7 +392,7 @@ def current() -> Cluster:
     meta = read_meta()
     if not meta:
         raise RuntimeError("no local cluster; run `netconform cluster up`")
-    return Cluster(config.nodes(int(meta["nodes"])), Path(str(meta["bins"])), paths.KUBECONFIG)  # type: ignore[arg-type]
+    return Cluster(config.nodes(int(str(meta["nodes"]))), Path(str(meta["bins"])), paths.KUBECONFIG)
 
 
 def ensure_kube_proxy(cluster: Cluster) -> list[str]:

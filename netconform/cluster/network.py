@@ -34,8 +34,23 @@ def create_bridge() -> None:
     # The bridge is the nodes' L2 segment: frames between node ports pass; the host routes nothing for them
     # (no fallback router between pod CIDRs, as on a real flat network) and nothing leaves through other links.
     run(["iptables", "-w", "-N", config.HOST_CHAIN])
-    run(["iptables", "-w", "-A", config.HOST_CHAIN, "-i", config.BRIDGE, "-o", config.BRIDGE, "-m", "physdev",
-         "--physdev-is-bridged", "-j", "ACCEPT"])
+    run(
+        [
+            "iptables",
+            "-w",
+            "-A",
+            config.HOST_CHAIN,
+            "-i",
+            config.BRIDGE,
+            "-o",
+            config.BRIDGE,
+            "-m",
+            "physdev",
+            "--physdev-is-bridged",
+            "-j",
+            "ACCEPT",
+        ]
+    )
     run(["iptables", "-w", "-A", config.HOST_CHAIN, "-i", config.BRIDGE, "-j", "DROP"])
     run(["iptables", "-w", "-A", config.HOST_CHAIN, "-o", config.BRIDGE, "-j", "DROP"])
     run(["iptables", "-w", "-I", "FORWARD", "1", "-j", config.HOST_CHAIN])

@@ -18,14 +18,14 @@ CGROUP_V1 = Path("/sys/fs/cgroup")
 def containerd_config(node: Node, pause_image: str) -> str:
     cri = 'plugins."io.containerd.grpc.v1.cri"'
     return f"""version = 2
-root = "{node.dir / 'containerd'}"
-state = "{node.run / 'containerd'}"
+root = "{node.dir / "containerd"}"
+state = "{node.run / "containerd"}"
 [grpc]
   address = "{node.containerd_sock}"
 [debug]
-  address = "{node.run / 'containerd-debug.sock'}"
+  address = "{node.run / "containerd-debug.sock"}"
 [ttrpc]
-  address = "{node.run / 'containerd-ttrpc.sock'}"
+  address = "{node.run / "containerd-ttrpc.sock"}"
 [{cri}]
   sandbox_image = "{pause_image}"
   # No CAP_SYS_RESOURCE here: without this every pod sandbox fails.
@@ -52,9 +52,19 @@ def cni_conflist(node: Node, pod_cidr: str) -> dict[str, object]:
         "cniVersion": "0.4.0",
         "name": "netconform",
         "plugins": [
-            {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": False, "hairpinMode": True,
-             "ipam": {"type": "host-local", "ranges": [[{"subnet": pod_cidr}]],
-                      "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(node.dir / "ipam")}},
+            {
+                "type": "bridge",
+                "bridge": "cni0",
+                "isGateway": True,
+                "ipMasq": False,
+                "hairpinMode": True,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": pod_cidr}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "dataDir": str(node.dir / "ipam"),
+                },
+            },
             {"type": "portmap", "capabilities": {"portMappings": True}},
         ],
     }
@@ -105,32 +115,52 @@ def cgroup_pids(node_name: str) -> list[int]:
 
 def kubelet_config(node: Node, serving: pki.Pair, ca: Path, resolv_conf: Path) -> dict[str, object]:
     return {
-        "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
-        "address": node.ip, "port": 10250, "healthzBindAddress": "127.0.0.1", "healthzPort": 10248,
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "address": node.ip,
+        "port": 10250,
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": 10248,
         "readOnlyPort": 0,
-        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
-                           "x509": {"clientCAFile": str(ca)}},
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": str(ca)},
+        },
         "authorization": {"mode": "Webhook"},
-        "tlsCertFile": str(serving.cert), "tlsPrivateKeyFile": str(serving.key),
-        "cgroupDriver": "cgroupfs", "cgroupRoot": node.cgroup_root, "failCgroupV1": False, "failSwapOn": False,
+        "tlsCertFile": str(serving.cert),
+        "tlsPrivateKeyFile": str(serving.key),
+        "cgroupDriver": "cgroupfs",
+        "cgroupRoot": node.cgroup_root,
+        "failCgroupV1": False,
+        "failSwapOn": False,
         "containerRuntimeEndpoint": f"unix://{node.containerd_sock}",
-        "clusterDNS": [config.DNS_SERVICE_IP], "clusterDomain": config.CLUSTER_DOMAIN,
+        "clusterDNS": [config.DNS_SERVICE_IP],
+        "clusterDomain": config.CLUSTER_DOMAIN,
         "resolvConf": str(resolv_conf),
         # Images cannot be pulled again (no registry): never collect them.
-        "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
         "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
         "podLogsDir": str(node.dir / "pod-logs"),
-        "serializeImagePulls": False, "nodeStatusReportFrequency": "10s", "syncFrequency": "10s",
+        "serializeImagePulls": False,
+        "nodeStatusReportFrequency": "10s",
+        "syncFrequency": "10s",
         "fileCheckFrequency": "10s",
     }
 
 
 def kube_proxy_config(node: Node, kubeconfig: Path) -> dict[str, object]:
     return {
-        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
-        "mode": "iptables", "clientConnection": {"kubeconfig": str(kubeconfig)},
-        "hostnameOverride": node.name, "clusterCIDR": config.POD_CIDR,
-        "bindAddress": "0.0.0.0", "healthzBindAddress": "0.0.0.0:10256", "metricsBindAddress": "127.0.0.1:10249",
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "mode": "iptables",
+        "clientConnection": {"kubeconfig": str(kubeconfig)},
+        "hostnameOverride": node.name,
+        "clusterCIDR": config.POD_CIDR,
+        "bindAddress": "0.0.0.0",
+        "healthzBindAddress": "0.0.0.0:10256",
+        "metricsBindAddress": "127.0.0.1:10249",
         # Leave conntrack sysctls alone: they are not ours to change.
         "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
         "oomScoreAdj": 0,
@@ -151,8 +181,10 @@ def wait_containerd(node: Node, deadline_s: float = 30) -> None:
     while time.monotonic() < end:
         if procs.running(name) is None:
             raise procs.ComponentFailed(name, "exited")
-        if node.containerd_sock.exists() and procs.run(
-                ["ctr", "--address", str(node.containerd_sock), "version"], check=False).returncode == 0:
+        if (
+            node.containerd_sock.exists()
+            and procs.run(["ctr", "--address", str(node.containerd_sock), "version"], check=False).returncode == 0
+        ):
             return
         time.sleep(0.1)
     raise procs.ComponentFailed(name, f"socket {node.containerd_sock} not answering after {deadline_s:.0f}s")
@@ -167,11 +199,20 @@ def start_kubelet(node: Node, bins: Path, kubeconfig: Path, cfg: dict[str, objec
     f = node.dir / "kubelet.yaml"
     f.write_text(yaml.safe_dump(cfg))
     (node.dir / "pod-logs").mkdir(parents=True, exist_ok=True)
-    procs.start(f"kubelet-{node.name}", [
-        str(bins / "kubelet"), f"--config={f}", f"--kubeconfig={kubeconfig}", f"--hostname-override={node.name}",
-        f"--node-ip={node.ip}", f"--root-dir={node.dir / 'kubelet'}", "--v=1",
-        f"--node-labels=netconform.io/local-cluster=true",
-    ], netns=node.netns)
+    procs.start(
+        f"kubelet-{node.name}",
+        [
+            str(bins / "kubelet"),
+            f"--config={f}",
+            f"--kubeconfig={kubeconfig}",
+            f"--hostname-override={node.name}",
+            f"--node-ip={node.ip}",
+            f"--root-dir={node.dir / 'kubelet'}",
+            "--v=1",
+            "--node-labels=netconform.io/local-cluster=true",
+        ],
+        netns=node.netns,
+    )
 
 
 def start_kube_proxy(node: Node, bins: Path, kubeconfig: Path) -> None:

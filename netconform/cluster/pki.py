@@ -26,8 +26,9 @@ def _write(dir_: Path, stem: str, cert: x509.Certificate, key: Key) -> Pair:
     dir_.mkdir(parents=True, exist_ok=True)
     pair = Pair(dir_ / f"{stem}.crt", dir_ / f"{stem}.key")
     pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pair.key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    pair.key.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     pair.key.chmod(0o600)
     return pair
 
@@ -35,12 +36,17 @@ def _write(dir_: Path, stem: str, cert: x509.Certificate, key: Key) -> Pair:
 def kubeconfig(server: str, ca_pem: bytes, client: Pair, user: str, cluster: str = "netconform") -> str:
     cert, key = client.pem()
     b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
-    return yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": cluster,
-        "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}],
-        "users": [{"name": user, "user": {"client-certificate-data": b64(cert), "client-key-data": b64(key)}}],
-        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": user}}],
-    }, sort_keys=False)
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": cluster,
+            "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}],
+            "users": [{"name": user, "user": {"client-certificate-data": b64(cert), "client-key-data": b64(key)}}],
+            "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": user}}],
+        },
+        sort_keys=False,
+    )
 
 
 @dataclass
@@ -58,30 +64,41 @@ class ClusterPKI:
     clients: dict[str, Pair]
 
 
-def create(dir_: Path, apiserver_ips: tuple[str, ...], cluster_domain: str,
-           clients: dict[str, tuple[str, tuple[str, ...]]]) -> ClusterPKI:
+def create(
+    dir_: Path, apiserver_ips: tuple[str, ...], cluster_domain: str, clients: dict[str, tuple[str, tuple[str, ...]]]
+) -> ClusterPKI:
     """Create the cluster PKI; `clients` maps a file stem to (CN, groups) of a client certificate."""
     ca = make_ca("netconform-ca")
     fp_ca = make_ca("netconform-front-proxy-ca")
     ca_pair = _write(dir_, "ca", *ca)
     fp_pair = _write(dir_, "front-proxy-ca", *fp_ca)
-    dns = ("kubernetes", "kubernetes.default", "kubernetes.default.svc", f"kubernetes.default.svc.{cluster_domain}",
-           "localhost")
+    dns = (
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        f"kubernetes.default.svc.{cluster_domain}",
+        "localhost",
+    )
     apiserver = _write(dir_, "apiserver", *issue(ca, "kube-apiserver", dns=dns, ips=apiserver_ips, server=True))
     kc = _write(dir_, "apiserver-kubelet-client", *issue(ca, "kube-apiserver-kubelet-client", client=True))
     fpc = _write(dir_, "front-proxy-client", *issue(fp_ca, "front-proxy-client", client=True))
     sa = new_key()
     sa_key, sa_pub = dir_ / "sa.key", dir_ / "sa.pub"
-    sa_key.write_bytes(sa.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                        serialization.NoEncryption()))
-    sa_pub.write_bytes(sa.public_key().public_bytes(serialization.Encoding.PEM,
-                                                    serialization.PublicFormat.SubjectPublicKeyInfo))
-    issued = {stem: _write(dir_, stem, *issue(ca, cn, orgs=groups, client=True))
-              for stem, (cn, groups) in clients.items()}
+    sa_key.write_bytes(
+        sa.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    sa_pub.write_bytes(
+        sa.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    issued = {
+        stem: _write(dir_, stem, *issue(ca, cn, orgs=groups, client=True)) for stem, (cn, groups) in clients.items()
+    }
     return ClusterPKI(dir_, ca_pair, fp_pair, apiserver, kc, fpc, sa_key, sa_pub, issued)
 
 
 def kubelet_serving(pki: ClusterPKI, node: str, ip: str) -> Pair:
-    ca = (x509.load_pem_x509_certificate(pki.ca.cert.read_bytes()),
-          serialization.load_pem_private_key(pki.ca.key.read_bytes(), None))
+    ca = (
+        x509.load_pem_x509_certificate(pki.ca.cert.read_bytes()),
+        serialization.load_pem_private_key(pki.ca.key.read_bytes(), None),
+    )
     return _write(pki.dir, f"kubelet-serving-{node}", *issue(ca, node, dns=(node,), ips=(ip,), server=True))  # type: ignore[arg-type]

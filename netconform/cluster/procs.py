@@ -38,8 +38,15 @@ def start(name: str, argv: list[str], netns: str | None = None, env: dict[str, s
     if netns:
         argv = ["nsenter", f"--net=/var/run/netns/{netns}", "--", *argv]
     with log_path(name).open("ab") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env={**os.environ, **(env or {})}, close_fds=True)
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+            close_fds=True,
+        )
     (pid_dir() / f"{name}.pid").write_text(str(proc.pid))
     return proc.pid
 
@@ -116,7 +123,9 @@ def pids_matching(fragments: tuple[str, ...]) -> list[int]:
     return found
 
 
-def run(argv: list[str], netns: str | None = None, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: list[str], netns: str | None = None, check: bool = True, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     if netns:
         argv = ["ip", "netns", "exec", netns, *argv]
     proc = subprocess.run(argv, capture_output=True, text=True, input=input)

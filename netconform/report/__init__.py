@@ -10,10 +10,13 @@ from ..capabilities import ClusterInfo
 
 
 def header_lines(info: ClusterInfo) -> list[str]:
-    nodes = ", ".join(f"{n.name} ({n.internal_ip or '?'}{'' if n.schedulable else ', unschedulable'})"
-                      for n in info.nodes)
-    classes = ", ".join(f"{c.name} ({c.controller}{', default' if c.default else ''})"
-                        for c in info.ingress_classes) or "none"
+    nodes = ", ".join(
+        f"{n.name} ({n.internal_ip or '?'}{'' if n.schedulable else ', unschedulable'})" for n in info.nodes
+    )
+    classes = (
+        ", ".join(f"{c.name} ({c.controller}{', default' if c.default else ''})" for c in info.ingress_classes)
+        or "none"
+    )
     return [
         f"netconform: provider {info.provider}, server {info.server}"
         + (f", context {info.context}" if info.context else ""),

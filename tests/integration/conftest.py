@@ -65,12 +65,28 @@ def run_suite(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory):
         junit = tmp_path_factory.mktemp("suite") / "junit.xml"
         paths = [a for a in args if a.startswith("conformance")] or ["conformance"]
         args = tuple(a for a in args if not a.startswith("conformance"))
-        cmd = [sys.executable, "-m", "pytest", *paths, f"--kube-config={kubeconfig}", f"--junitxml={junit}",
-               "-p", "no:randomly", "-q", "--html=", *(["-n", str(workers), "--dist", "loadfile"] if workers else []),
-               *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            *paths,
+            f"--kube-config={kubeconfig}",
+            f"--junitxml={junit}",
+            "-p",
+            "no:randomly",
+            "-q",
+            "--html=",
+            *(["-n", str(workers), "--dist", "loadfile"] if workers else []),
+            *args,
+        ]
         started = time.monotonic()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(Path(__file__).parent), **(env or {})})
+        proc = subprocess.run(
+            cmd,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent), **(env or {})},
+        )
         seconds = time.monotonic() - started
         run = SuiteRun(proc.returncode, seconds, output=proc.stdout[-6000:] + proc.stderr[-3000:])
         if junit.exists():
@@ -80,9 +96,12 @@ def run_suite(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory):
     return run
 
 
-def kubectl(kubeconfig: str, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", *args], input=input, capture_output=True,
-                          text=True, timeout=120)
+def kubectl(
+    kubeconfig: str, *args: str, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        ["kubectl", f"--kubeconfig={kubeconfig}", *args], input=input, capture_output=True, text=True, timeout=120
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
     return proc

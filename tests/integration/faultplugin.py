@@ -22,8 +22,26 @@ def _blackhole_one_backend(item: pytest.Item) -> None:
     victim = pods[0]
     ip = victim["status"]["podIP"]
     for ns in (n for n in os.listdir("/var/run/netns") if n.startswith("nc-node-")):
-        procs.run(["ip", "netns", "exec", ns, "iptables", "-w", "-I", "FORWARD", "-d", ip, "-m", "comment",
-                   "--comment", "netconform-fault", "-j", "DROP"])
+        procs.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "iptables",
+                "-w",
+                "-I",
+                "FORWARD",
+                "-d",
+                ip,
+                "-m",
+                "comment",
+                "--comment",
+                "netconform-fault",
+                "-j",
+                "DROP",
+            ]
+        )
     print(f"netconform fault: blackholed {victim['metadata']['name']} ({ip})")
 
 
@@ -33,12 +51,28 @@ def _expire_tls_secret(item: pytest.Item) -> None:
     own = req.getfixturevalue("own_cert")
     kube = req.getfixturevalue("kube")
     ns = req.getfixturevalue("namespace")
-    now = dt.datetime.now(dt.timezone.utc)
-    cert, key = certs.issue(ca, own.host, dns=(own.host,), server=True, not_before=now - dt.timedelta(days=30),
-                            not_after=now - dt.timedelta(days=2))
+    now = dt.datetime.now(dt.UTC)
+    cert, key = certs.issue(
+        ca,
+        own.host,
+        dns=(own.host,),
+        server=True,
+        not_before=now - dt.timedelta(days=30),
+        not_after=now - dt.timedelta(days=2),
+    )
     b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
-    kube.apply([{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "secure-tls"}, "type": "kubernetes.io/tls",
-                 "data": {"tls.crt": b64(certs.cert_pem(cert)), "tls.key": b64(certs.key_pem(key))}}], ns)
+    kube.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "secure-tls"},
+                "type": "kubernetes.io/tls",
+                "data": {"tls.crt": b64(certs.cert_pem(cert)), "tls.key": b64(certs.key_pem(key))},
+            }
+        ],
+        ns,
+    )
 
 
 FAULTS = {
@@ -62,5 +96,7 @@ def clear_rules() -> None:
             for rule in rules.splitlines():
                 if "netconform-fault" in rule and rule.startswith("-A "):
                     args = rule.split()[1:]
-                    procs.run(["ip", "netns", "exec", ns, "iptables", "-w", "-t", table, "-D", *[a.strip('"') for a in args]],
-                              check=False)
+                    procs.run(
+                        ["ip", "netns", "exec", ns, "iptables", "-w", "-t", table, "-D", *[a.strip('"') for a in args]],
+                        check=False,
+                    )

@@ -71,22 +71,58 @@ def test_smoke_the_local_cluster_is_real(kubeconfig):
     try:
         kubectl(kubeconfig, "-n", NS, "rollout", "status", "deployment/web", "--timeout=90s")
         pods = json.loads(kubectl(kubeconfig, "-n", NS, "get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]
-        nodes = {n["metadata"]["name"]: n["spec"]["podCIDR"] for n in
-                 json.loads(kubectl(kubeconfig, "get", "nodes", "-o", "json").stdout)["items"]}
+        nodes = {
+            n["metadata"]["name"]: n["spec"]["podCIDR"]
+            for n in json.loads(kubectl(kubeconfig, "get", "nodes", "-o", "json").stdout)["items"]
+        }
         for p in pods:  # pod IPs come from the CNI bridge's host-local range on their node
             assert ipaddress.ip_address(p["status"]["podIP"]) in ipaddress.ip_network(nodes[p["spec"]["nodeName"]])
         pod = pods[0]["metadata"]["name"]
         cip = kubectl(kubeconfig, "-n", NS, "get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}").stdout
         names = {p["metadata"]["name"] for p in pods}
-        poll("the ClusterIP to answer from a pod", lambda: kubectl(
-            kubeconfig, "-n", NS, "exec", pod, "--", "curl", "-sS", "--max-time", "2", f"http://{cip}/hostname",
-            check=False).stdout.strip() in names)
-        dig = poll("kubernetes.default.svc.cluster.local to resolve", lambda: kubectl(
-            kubeconfig, "-n", NS, "exec", pod, "--", "dig", "+short", "kubernetes.default.svc.cluster.local",
-            check=False).stdout.strip())
+        poll(
+            "the ClusterIP to answer from a pod",
+            lambda: (
+                kubectl(
+                    kubeconfig,
+                    "-n",
+                    NS,
+                    "exec",
+                    pod,
+                    "--",
+                    "curl",
+                    "-sS",
+                    "--max-time",
+                    "2",
+                    f"http://{cip}/hostname",
+                    check=False,
+                ).stdout.strip()
+                in names
+            ),
+        )
+        dig = poll(
+            "kubernetes.default.svc.cluster.local to resolve",
+            lambda: kubectl(
+                kubeconfig,
+                "-n",
+                NS,
+                "exec",
+                pod,
+                "--",
+                "dig",
+                "+short",
+                "kubernetes.default.svc.cluster.local",
+                check=False,
+            ).stdout.strip(),
+        )
         assert dig == kubectl(kubeconfig, "get", "svc", "kubernetes", "-o", "jsonpath={.spec.clusterIP}").stdout
-        node_ip = next(a["address"] for a in json.loads(kubectl(kubeconfig, "get", "nodes", "-o", "json").stdout)[
-            "items"][0]["status"]["addresses"] if a["type"] == "InternalIP")
+        node_ip = next(
+            a["address"]
+            for a in json.loads(kubectl(kubeconfig, "get", "nodes", "-o", "json").stdout)["items"][0]["status"][
+                "addresses"
+            ]
+            if a["type"] == "InternalIP"
+        )
 
         def via_ingress():
             opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+from faultplugin import clear_rules
 
 from conftest import SuiteRun, kubectl
-from faultplugin import clear_rules
 from netconform.cluster import lifecycle, procs
 
 
@@ -60,9 +59,14 @@ def scale_coredns(replicas: int) -> Callable[[Ctx], None]:
             ctx.wait_rollout("kube-system", "coredns")
         else:
             deadline = time.monotonic() + 60
-            while json.loads(ctx.kubectl("-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "-o", "json"))[
-                    "items"] and time.monotonic() < deadline:
+            while (
+                json.loads(ctx.kubectl("-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "-o", "json"))[
+                    "items"
+                ]
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.5)
+
     return act
 
 
@@ -79,8 +83,9 @@ def start_kube_proxy(ctx: Ctx) -> None:
     lifecycle.ensure_kube_proxy(lifecycle.current())
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        rules = procs.run(["ip", "netns", "exec", node_names()[0], "iptables", "-w", "-t", "nat", "-S",
-                           "KUBE-SERVICES"], check=False).stdout
+        rules = procs.run(
+            ["ip", "netns", "exec", node_names()[0], "iptables", "-w", "-t", "nat", "-S", "KUBE-SERVICES"], check=False
+        ).stdout
         if rules.count("\n") > 3:
             return
         time.sleep(0.5)
@@ -102,8 +107,24 @@ def restore_ingress_controller(ctx: Ctx) -> None:
 def drop_nodeports(ctx: Ctx) -> None:
     # Before DNAT (raw PREROUTING) for traffic arriving at the node, and in OUTPUT for the node's own localhost.
     for chain in ("PREROUTING", "OUTPUT"):
-        in_nodes("iptables", "-w", "-t", "raw", "-I", chain, "-p", "tcp", "--dport", "30000:32767", "-m", "comment",
-                 "--comment", "netconform-fault", "-j", "DROP")
+        in_nodes(
+            "iptables",
+            "-w",
+            "-t",
+            "raw",
+            "-I",
+            chain,
+            "-p",
+            "tcp",
+            "--dport",
+            "30000:32767",
+            "-m",
+            "comment",
+            "--comment",
+            "netconform-fault",
+            "-j",
+            "DROP",
+        )
 
 
 def remove_route(ctx: Ctx) -> None:
@@ -114,20 +135,27 @@ def remove_route(ctx: Ctx) -> None:
 
 def restore_route(ctx: Ctx) -> None:
     cidr = kubectl(ctx.kubeconfig, "get", "node", "nc-node-1", "-o", "jsonpath={.spec.podCIDR}").stdout
-    ip = kubectl(ctx.kubeconfig, "get", "node", "nc-node-1", "-o",
-                 "jsonpath={.status.addresses[?(@.type=='InternalIP')].address}").stdout
+    ip = kubectl(
+        ctx.kubeconfig,
+        "get",
+        "node",
+        "nc-node-1",
+        "-o",
+        "jsonpath={.status.addresses[?(@.type=='InternalIP')].address}",
+    ).stdout
     procs.run(["ip", "-n", "nc-node-2", "route", "replace", cidr, "via", ip])
 
 
 def set_mtu(mtu: int) -> Callable[[Ctx], None]:
     def act(ctx: Ctx) -> None:
         procs.run(["ip", "link", "set", "ncv2", "mtu", str(mtu)])  # node 2's bridge-side veth
+
     return act
 
 
 def unroute_acme_solver(ctx: Ctx) -> None:
     """Pebble's DNS answers the test hosts with 127.0.0.1: HTTP-01 validation never reaches the ingress."""
-    patch = ('[{"op": "replace", "path": "/spec/template/spec/containers/1/command/2", "value": "127.0.0.1"}]')
+    patch = '[{"op": "replace", "path": "/spec/template/spec/containers/1/command/2", "value": "127.0.0.1"}]'
     ctx.kubectl("-n", "netconform-acme", "patch", "deployment", "pebble", "--type=json", "-p", patch)
     ctx.wait_rollout("netconform-acme", "pebble")
 
@@ -147,47 +175,113 @@ def clear(ctx: Ctx) -> None:
 
 CROSS = ("nc-node-1->nc-node-2", "nc-node-2->nc-node-1")
 FAULTS = [
-    Fault("coredns-scaled-to-zero", ("conformance/test_dns.py", "conformance/test_clusterip.py"),
-          scale_coredns(0), scale_coredns(1),
-          must_fail=("test_dns_service_name_resolves_to_clusterip", "test_dns_cluster_dns_service_has_ready_endpoints"),
-          must_pass=("test_clusterip", "test_dns_pod_resolv_conf"), says=("DNS", "kube-dns")),
-    Fault("kube-proxy-stopped-and-flushed",
-          ("conformance/test_clusterip.py", "conformance/test_nodeport.py", "conformance/test_crossnode.py"),
-          stop_kube_proxy, start_kube_proxy,
-          must_fail=("test_clusterip_spreads", "test_clusterip_converges", "test_nodeport_answers",
-                     "test_crossnode_clusterip", "-Cluster]"),
-          must_pass=("test_crossnode_pod_to_pod", "test_clusterip_endpointslices", "test_nodeport_is_allocated"),
-          says=("ClusterIP", "NodePort"),
-          # externalTrafficPolicy Local: nodes with the backend must answer (they fail), the others must not
-          # (they rightly stay silent with no proxy at all).
-          may_fail=("-Local]",)),
-    Fault("ingress-controller-deleted", ("conformance/test_ingress.py",), delete_ingress_controller,
-          restore_ingress_controller, must_fail=("test_ingress",), must_pass=(), says=("ingress controller",),
-          args=("--require=ingress",)),
-    Fault("ingress-controller-deleted-without-require", ("conformance/test_ingress.py",), delete_ingress_controller,
-          restore_ingress_controller, must_fail=(), must_pass=(), says=()),
-    Fault("one-backend-blackholed", ("conformance/test_clusterip.py", "conformance/test_crossnode.py"), nothing, clear,
-          must_fail=("test_clusterip_spreads_requests_over_every_replica",),
-          must_pass=("test_crossnode_pod_to_pod", "test_clusterip_endpointslices"), says=("never answered: web-",),
-          args=("-p", "faultplugin"), env={"NETCONFORM_FAULT": "blackhole-backend"}),
-    Fault("nodeport-range-dropped", ("conformance/test_nodeport.py", "conformance/test_clusterip.py"), drop_nodeports,
-          clear, must_fail=("test_nodeport_answers",), must_pass=("test_clusterip", "test_nodeport_is_allocated"),
-          says=("NodePort",)),
-    Fault("expired-tls-secret", ("conformance/test_tls.py",), nothing, nothing,
-          must_fail=("test_tls_own_certificate",), must_pass=("test_tls_default_certificate",),
-          says=("expired: valid until",), args=("-p", "faultplugin"), env={"NETCONFORM_FAULT": "expired-tls"}),
-    Fault("acme-solver-path-unrouted", ("conformance/test_certmanager.py",), unroute_acme_solver,
-          reroute_acme_solver, must_fail=("test_certmanager_acme",), must_pass=("test_certmanager_ca_issuer",),
-          says=("Challenge",)),
-    Fault("route-to-node-1-pods-removed-on-node-2", ("conformance/test_crossnode.py",), remove_route, restore_route,
-          must_fail=tuple(f"pod_to_pod_keeps_the_client_ip[{p}-{proto}]" for p in CROSS for proto in ("tcp", "udp"))
-          + tuple(f"pod_to_pod_icmp[{p}]" for p in CROSS),
-          must_pass=("[nc-node-1->nc-node-1", "[nc-node-2->nc-node-2"), says=("nc-node-1", "nc-node-2"),
-          may_fail=CROSS),
-    Fault("node-2-veth-mtu-lowered", ("conformance/test_crossnode.py",), set_mtu(1280), set_mtu(1500),
-          must_fail=tuple(f"test_crossnode_path_mtu[{p}]" for p in CROSS),
-          must_pass=("[nc-node-1->nc-node-1", "[nc-node-2->nc-node-2", "pod_to_pod_icmp"),
-          says=("full-size", "1 MiB"), may_fail=CROSS),
+    Fault(
+        "coredns-scaled-to-zero",
+        ("conformance/test_dns.py", "conformance/test_clusterip.py"),
+        scale_coredns(0),
+        scale_coredns(1),
+        must_fail=("test_dns_service_name_resolves_to_clusterip", "test_dns_cluster_dns_service_has_ready_endpoints"),
+        must_pass=("test_clusterip", "test_dns_pod_resolv_conf"),
+        says=("DNS", "kube-dns"),
+    ),
+    Fault(
+        "kube-proxy-stopped-and-flushed",
+        ("conformance/test_clusterip.py", "conformance/test_nodeport.py", "conformance/test_crossnode.py"),
+        stop_kube_proxy,
+        start_kube_proxy,
+        must_fail=(
+            "test_clusterip_spreads",
+            "test_clusterip_converges",
+            "test_nodeport_answers",
+            "test_crossnode_clusterip",
+            "-Cluster]",
+        ),
+        must_pass=("test_crossnode_pod_to_pod", "test_clusterip_endpointslices", "test_nodeport_is_allocated"),
+        says=("ClusterIP", "NodePort"),
+        # externalTrafficPolicy Local: nodes with the backend must answer (they fail), the others must not
+        # (they rightly stay silent with no proxy at all).
+        may_fail=("-Local]",),
+    ),
+    Fault(
+        "ingress-controller-deleted",
+        ("conformance/test_ingress.py",),
+        delete_ingress_controller,
+        restore_ingress_controller,
+        must_fail=("test_ingress",),
+        must_pass=(),
+        says=("ingress controller",),
+        args=("--require=ingress",),
+    ),
+    Fault(
+        "ingress-controller-deleted-without-require",
+        ("conformance/test_ingress.py",),
+        delete_ingress_controller,
+        restore_ingress_controller,
+        must_fail=(),
+        must_pass=(),
+        says=(),
+    ),
+    Fault(
+        "one-backend-blackholed",
+        ("conformance/test_clusterip.py", "conformance/test_crossnode.py"),
+        nothing,
+        clear,
+        must_fail=("test_clusterip_spreads_requests_over_every_replica",),
+        must_pass=("test_crossnode_pod_to_pod", "test_clusterip_endpointslices"),
+        says=("never answered: web-",),
+        args=("-p", "faultplugin"),
+        env={"NETCONFORM_FAULT": "blackhole-backend"},
+    ),
+    Fault(
+        "nodeport-range-dropped",
+        ("conformance/test_nodeport.py", "conformance/test_clusterip.py"),
+        drop_nodeports,
+        clear,
+        must_fail=("test_nodeport_answers",),
+        must_pass=("test_clusterip", "test_nodeport_is_allocated"),
+        says=("NodePort",),
+    ),
+    Fault(
+        "expired-tls-secret",
+        ("conformance/test_tls.py",),
+        nothing,
+        nothing,
+        must_fail=("test_tls_own_certificate",),
+        must_pass=("test_tls_default_certificate",),
+        says=("expired: valid until",),
+        args=("-p", "faultplugin"),
+        env={"NETCONFORM_FAULT": "expired-tls"},
+    ),
+    Fault(
+        "acme-solver-path-unrouted",
+        ("conformance/test_certmanager.py",),
+        unroute_acme_solver,
+        reroute_acme_solver,
+        must_fail=("test_certmanager_acme",),
+        must_pass=("test_certmanager_ca_issuer",),
+        says=("Challenge",),
+    ),
+    Fault(
+        "route-to-node-1-pods-removed-on-node-2",
+        ("conformance/test_crossnode.py",),
+        remove_route,
+        restore_route,
+        must_fail=tuple(f"pod_to_pod_keeps_the_client_ip[{p}-{proto}]" for p in CROSS for proto in ("tcp", "udp"))
+        + tuple(f"pod_to_pod_icmp[{p}]" for p in CROSS),
+        must_pass=("[nc-node-1->nc-node-1", "[nc-node-2->nc-node-2"),
+        says=("nc-node-1", "nc-node-2"),
+        may_fail=CROSS,
+    ),
+    Fault(
+        "node-2-veth-mtu-lowered",
+        ("conformance/test_crossnode.py",),
+        set_mtu(1280),
+        set_mtu(1500),
+        must_fail=tuple(f"test_crossnode_path_mtu[{p}]" for p in CROSS),
+        must_pass=("[nc-node-1->nc-node-1", "[nc-node-2->nc-node-2", "pod_to_pod_icmp"),
+        says=("full-size", "1 MiB"),
+        may_fail=CROSS,
+    ),
 ]
 
 
@@ -199,8 +293,10 @@ def healthy(ctx: Ctx) -> None:
     assert not lifecycle.ensure_kube_proxy(lifecycle.current()), "kube-proxy was not running"
     for ns in node_names():
         for table in ("filter", "raw"):
-            assert "netconform-fault" not in procs.run(["ip", "netns", "exec", ns, "iptables", "-w", "-t", table,
-                                                        "-S"]).stdout
+            assert (
+                "netconform-fault"
+                not in procs.run(["ip", "netns", "exec", ns, "iptables", "-w", "-t", table, "-S"]).stdout
+            )
 
 
 def matching(run: SuiteRun, fragments: tuple[str, ...]) -> dict[str, str]:
@@ -222,8 +318,10 @@ def test_fault_is_detected_by_exactly_the_expected_checks(fault: Fault, kubeconf
     slowest_failure = max((run.times[t] for t in failed), default=0.0)
     record_property("suite_seconds", f"{run.seconds:.1f}")
     record_property("slowest_failing_check_seconds", f"{slowest_failure:.1f}")
-    print(f"{fault.name}: {len(failed)} failed, {len(run.ids('passed'))} passed, {len(run.ids('skipped'))} skipped; "
-          f"suite {run.seconds:.1f}s; slowest failing check {slowest_failure:.1f}s")
+    print(
+        f"{fault.name}: {len(failed)} failed, {len(run.ids('passed'))} passed, {len(run.ids('skipped'))} skipped; "
+        f"suite {run.seconds:.1f}s; slowest failing check {slowest_failure:.1f}s"
+    )
     assert run.outcomes, run.output
     for frag in fault.must_fail:
         hit = matching(run, (frag,))
@@ -232,13 +330,16 @@ def test_fault_is_detected_by_exactly_the_expected_checks(fault: Fault, kubeconf
     for frag in fault.must_pass:
         hit = matching(run, (frag,))
         assert hit, f"no test matches {frag!r}"
-        assert all(o == "passed" for o in hit.values()), f"{fault.name} broke checks it should not: {hit}\n" + \
-            "\n".join(run.messages[t] for t, o in hit.items() if o != "passed")
+        assert all(o == "passed" for o in hit.values()), (
+            f"{fault.name} broke checks it should not: {hit}\n"
+            + "\n".join(run.messages[t] for t, o in hit.items() if o != "passed")
+        )
     unexpected = {t for t in failed if not any(f in t for f in fault.must_fail + fault.may_fail)}
     assert not unexpected, f"{fault.name} also failed: " + "\n\n".join(f"{t}: {run.messages[t]}" for t in unexpected)
     for t in failed:
         assert any(w in run.messages[t] for w in fault.says), f"{t} does not name the cause: {run.messages[t]}"
         assert run.times[t] <= 60, f"{t} took {run.times[t]:.0f}s to fail"
     if not fault.must_fail:  # without --require a missing controller is a skip that says why
-        assert not failed and all("ingress controller is not running" in run.messages[t]
-                                  for t in run.ids("skipped")), run.output
+        assert not failed and all("ingress controller is not running" in run.messages[t] for t in run.ids("skipped")), (
+            run.output
+        )

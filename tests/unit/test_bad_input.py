@@ -15,10 +15,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_suite(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, float]:
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "conformance", "-p", "no:randomly", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60,
-                          env={**{k: v for k, v in os.environ.items() if not k.startswith("NETCONFORM_")},
-                               "KUBECONFIG": "/nonexistent/kubeconfig", **(env or {})})
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "conformance", "-p", "no:randomly", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("NETCONFORM_")},
+            "KUBECONFIG": "/nonexistent/kubeconfig",
+            **(env or {}),
+        },
+    )
     return proc.returncode, (proc.stdout + proc.stderr).strip(), time.monotonic() - started
 
 
@@ -34,11 +42,14 @@ contexts: [{{name: a, context: {{cluster: c, user: u}}}}, {{name: b, context: {{
     return f
 
 
-@pytest.mark.parametrize(("args", "code", "line"), [
-    ((), 2, "netconform: no kubeconfig: /nonexistent/kubeconfig (from $KUBECONFIG) does not exist"),
-    (("--timeout-scale=fast",), 4, "ERROR: --timeout-scale: could not convert string to float"),
-    (("--provider=docker",), 4, "ERROR: --provider: must be one of kubeconfig, kind, local"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "line"),
+    [
+        ((), 2, "netconform: no kubeconfig: /nonexistent/kubeconfig (from $KUBECONFIG) does not exist"),
+        (("--timeout-scale=fast",), 4, "ERROR: --timeout-scale: could not convert string to float"),
+        (("--provider=docker",), 4, "ERROR: --provider: must be one of kubeconfig, kind, local"),
+    ],
+)
 def test_no_cluster_or_bad_option_is_one_line(args, code, line):
     rc, out, seconds = run_suite(*args)
     assert rc == code and out.splitlines()[0].startswith(line), out
@@ -65,7 +76,12 @@ def test_kubeconfig_that_does_not_parse(tmp_path):
 
 
 def test_collect_only_needs_no_cluster_and_k_selects_one_area():
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-k", "ingress"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-k", "ingress"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     ids = [line for line in proc.stdout.splitlines() if "::" in line]
     assert proc.returncode == 0 and ids and all(i.startswith("conformance/test_ingress.py::") for i in ids), proc.stdout

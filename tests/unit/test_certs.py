@@ -17,7 +17,7 @@ def test_a_valid_chain_verifies():
 
 def test_expired_certificate_says_expired_with_dates():
     ca = certs.make_ca("t")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     leaf = _leaf(ca, not_before=now - dt.timedelta(days=10), not_after=now - dt.timedelta(days=1))
     problem = certs.verify_for_host((leaf,), [ca[0]], "web.test")
     assert problem.startswith("expired: valid until ") and f"{leaf.not_valid_after_utc:%Y-%m-%d}" in problem

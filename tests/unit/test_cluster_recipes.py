@@ -9,8 +9,10 @@ from netconform.cluster.config import Node, nodes
 
 def test_staging_replaces_map_local_paths_to_published_versions():
     gomod = "replace (\n\tk8s.io/api => ./staging/src/k8s.io/api\n\tk8s.io/kubelet => ./staging/src/k8s.io/kubelet\n)\n"
-    assert build.staging_replaces(gomod, "v0.35.4") == ("k8s.io/api => k8s.io/api v0.35.4",
-                                                        "k8s.io/kubelet => k8s.io/kubelet v0.35.4")
+    assert build.staging_replaces(gomod, "v0.35.4") == (
+        "k8s.io/api => k8s.io/api v0.35.4",
+        "k8s.io/kubelet => k8s.io/kubelet v0.35.4",
+    )
 
 
 def test_cache_key_changes_with_the_recipe(monkeypatch):
@@ -32,8 +34,13 @@ def test_oci_archive_holds_named_images_sharing_layers(tmp_path):
     (layer / "bin").mkdir(parents=True)
     (layer / "bin" / "tool").write_text("x")
     out = tmp_path / "images.tar"
-    images.write_oci_archive([images.ImageSpec("netconform.local/a:v1", (layer,), entrypoint=("/bin/tool",)),
-                              images.ImageSpec("netconform.local/b:v1", (layer,))], out)
+    images.write_oci_archive(
+        [
+            images.ImageSpec("netconform.local/a:v1", (layer,), entrypoint=("/bin/tool",)),
+            images.ImageSpec("netconform.local/b:v1", (layer,)),
+        ],
+        out,
+    )
     with tarfile.open(out) as t:
         index = json.load(t.extractfile("index.json"))
         names = [m["annotations"]["io.containerd.image.name"] for m in index["manifests"]]

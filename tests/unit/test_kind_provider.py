@@ -1,6 +1,5 @@
 """The kind provider's command line, against a stand-in `kind` executable (kind cannot run on our machines)."""
 
-import os
 import stat
 from pathlib import Path
 
@@ -18,9 +17,11 @@ case "$1 $2" in
 esac
 exit 0
 """
-KUBECONFIG = ("apiVersion: v1\nkind: Config\ncurrent-context: kind\nclusters: [{name: kind, cluster: {server: "
-              "'https://127.0.0.1:1'}}]\nusers: [{name: kind, user: {token: t}}]\ncontexts: [{name: kind, context: "
-              "{cluster: kind, user: kind}}]")
+KUBECONFIG = (
+    "apiVersion: v1\nkind: Config\ncurrent-context: kind\nclusters: [{name: kind, cluster: {server: "
+    "'https://127.0.0.1:1'}}]\nusers: [{name: kind, user: {token: t}}]\ncontexts: [{name: kind, context: "
+    "{cluster: kind, user: kind}}]"
+)
 
 
 @pytest.fixture

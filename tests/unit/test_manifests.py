@@ -6,9 +6,27 @@ from netconform import manifests
 
 
 def test_every_shipped_manifest_renders_and_names_the_same_image():
-    values = {k: "x" for k in ("NAMESPACE", "NAME", "REPLICAS", "APP", "POLICY", "TARGET", "TARGET_IP", "CLASS",
-                               "HOST", "BLUE_HOST", "GREEN_HOST", "SECRET", "ACME_SERVER", "SKIP_TLS_VERIFY", "ISSUER",
-                               "COLOUR")}
+    values = {
+        k: "x"
+        for k in (
+            "NAMESPACE",
+            "NAME",
+            "REPLICAS",
+            "APP",
+            "POLICY",
+            "TARGET",
+            "TARGET_IP",
+            "CLASS",
+            "HOST",
+            "BLUE_HOST",
+            "GREEN_HOST",
+            "SECRET",
+            "ACME_SERVER",
+            "SKIP_TLS_VERIFY",
+            "ISSUER",
+            "COLOUR",
+        )
+    }
     values["IMAGE"] = "netconform.local/toolbox:v1"
     count = 0
     for path in sorted(manifests.ROOT.glob("*/*.yaml")):
@@ -28,13 +46,16 @@ def test_missing_value_is_named():
         manifests.render("host: ${HOST}\n", {}, "t.yaml")
 
 
-@pytest.mark.parametrize(("image", "expected"), [
-    ("netconform.local/toolbox:v1", "mirror.example:5000/team/toolbox:v1"),
-    ("registry.k8s.io/e2e-test-images/agnhost:2.53", "mirror.example:5000/team/e2e-test-images/agnhost:2.53"),
-    ("busybox:1.36", "mirror.example:5000/team/busybox:1.36"),
-    ("library/nginx:1", "mirror.example:5000/team/library/nginx:1"),
-    ("localhost/x:1", "mirror.example:5000/team/x:1"),
-])
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("netconform.local/toolbox:v1", "mirror.example:5000/team/toolbox:v1"),
+        ("registry.k8s.io/e2e-test-images/agnhost:2.53", "mirror.example:5000/team/e2e-test-images/agnhost:2.53"),
+        ("busybox:1.36", "mirror.example:5000/team/busybox:1.36"),
+        ("library/nginx:1", "mirror.example:5000/team/library/nginx:1"),
+        ("localhost/x:1", "mirror.example:5000/team/x:1"),
+    ],
+)
 def test_image_rewrite_keeps_path_and_tag(image, expected):
     assert manifests.rewrite_image(image, "mirror.example:5000/team/") == expected
 
@@ -44,7 +65,8 @@ def test_rewrite_reaches_deployments_pods_and_init_containers():
         "kind: Deployment\napiVersion: apps/v1\nmetadata: {name: a}\nspec:\n  template:\n    spec:\n"
         "      initContainers: [{name: i, image: a.io/i:1}]\n      containers: [{name: c, image: b.io/c:2}]\n"
         "---\nkind: Pod\napiVersion: v1\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: c:3}]\n",
-        {})
+        {},
+    )
     out = [manifests.rewrite_images(d, "m.io") for d in docs]
     assert manifests.images_of(out[0]) == ["m.io/c:2", "m.io/i:1"]
     assert manifests.images_of(out[1]) == ["m.io/c:3"]

@@ -72,7 +72,7 @@ def test_request_count_bounds_the_chance_of_a_false_alarm():
     n = probes.requests_for_spread(3)
     p = 1 / 3
     floor = n / 9
-    tail = sum(comb(n, k) * p ** k * (1 - p) ** (n - k) for k in range(0, int(-(-floor // 1))))
+    tail = sum(comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(0, int(-(-floor // 1))))
     assert 3 * tail < 1e-6
     assert 3 * (2 / 3) ** n < 1e-6  # a replica missed entirely is rarer still
     assert probes.requests_for_spread(3) < probes.requests_for_spread(4)
@@ -88,7 +88,8 @@ def test_ping_summary():
 
 def test_resolv_conf():
     servers, search, options = probes.parse_resolv_conf(
-        "search ns.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n")
+        "search ns.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
+    )
     assert servers == ["10.96.0.10"] and search[0] == "ns.svc.cluster.local" and options == {"ndots": "5"}
 
 

@@ -5,17 +5,33 @@ import json
 import pytest
 
 from fixtures.cluster import ClusterHandle, missing_capability
-from netconform.capabilities import ClusterInfo, IngressClassInfo, NodeInfo, ingress_class_info, node_info, \
-    pick_ingress_class
+from netconform.capabilities import (
+    ClusterInfo,
+    IngressClassInfo,
+    NodeInfo,
+    ingress_class_info,
+    node_info,
+    pick_ingress_class,
+)
 from netconform.report import cluster_info_document, header_lines
 from netconform.settings import resolve
 
+NGINX = (IngressClassInfo("nginx", "k8s.io/ingress-nginx", False),)
 
-def info(nodes=2, classes=(IngressClassInfo("nginx", "k8s.io/ingress-nginx", False),), cert_manager=False):
-    return ClusterInfo("local", "https://172.28.0.1:6443", None, "v1.35.4",
-                       tuple(NodeInfo(f"n{i}", f"172.28.0.{10 + i}", (f"10.244.{i}.0/24",), True, True)
-                             for i in range(nodes)),
-                       "10.96.0.10", "kube-system/kube-dns", "cluster.local", classes, cert_manager)
+
+def info(nodes=2, classes=NGINX, cert_manager=False):
+    return ClusterInfo(
+        "local",
+        "https://172.28.0.1:6443",
+        None,
+        "v1.35.4",
+        tuple(NodeInfo(f"n{i}", f"172.28.0.{10 + i}", (f"10.244.{i}.0/24",), True, True) for i in range(nodes)),
+        "10.96.0.10",
+        "kube-system/kube-dns",
+        "cluster.local",
+        classes,
+        cert_manager,
+    )
 
 
 def handle(i, **opts):
@@ -24,8 +40,14 @@ def handle(i, **opts):
 
 def test_header_names_provider_version_nodes_dns_and_classes():
     text = "\n".join(header_lines(info()))
-    for part in ("provider local", "v1.35.4", "n0 (172.28.0.10)", "10.96.0.10", "nginx (k8s.io/ingress-nginx)",
-                 "cert-manager: no"):
+    for part in (
+        "provider local",
+        "v1.35.4",
+        "n0 (172.28.0.10)",
+        "10.96.0.10",
+        "nginx (k8s.io/ingress-nginx)",
+        "cert-manager: no",
+    ):
         assert part in text
 
 
@@ -35,7 +57,9 @@ def test_cluster_info_json_round_trips():
 
 
 def test_crossnode_needs_two_schedulable_nodes():
-    assert missing_capability(handle(info(nodes=1)), "crossnode") == "needs at least 2 schedulable nodes (cluster has 1)"
+    assert (
+        missing_capability(handle(info(nodes=1)), "crossnode") == "needs at least 2 schedulable nodes (cluster has 1)"
+    )
     assert missing_capability(handle(info(nodes=3)), "crossnode") is None
 
 
@@ -57,12 +81,25 @@ def test_require_turns_a_skip_into_a_failure():
 
 
 def test_node_and_class_parsing_from_api_objects():
-    n = node_info({"metadata": {"name": "a", "labels": {"netconform.io/local-cluster": "true"},
-                                "annotations": {"netconform.io/cni-conf-dir": "/x"}},
-                   "spec": {"podCIDR": "10.244.1.0/24", "taints": [{"effect": "NoSchedule", "key": "k"}]},
-                   "status": {"addresses": [{"type": "InternalIP", "address": "1.2.3.4"}],
-                              "conditions": [{"type": "Ready", "status": "True"}]}})
+    n = node_info(
+        {
+            "metadata": {
+                "name": "a",
+                "labels": {"netconform.io/local-cluster": "true"},
+                "annotations": {"netconform.io/cni-conf-dir": "/x"},
+            },
+            "spec": {"podCIDR": "10.244.1.0/24", "taints": [{"effect": "NoSchedule", "key": "k"}]},
+            "status": {
+                "addresses": [{"type": "InternalIP", "address": "1.2.3.4"}],
+                "conditions": [{"type": "Ready", "status": "True"}],
+            },
+        }
+    )
     assert n == NodeInfo("a", "1.2.3.4", ("10.244.1.0/24",), False, True, "/x", None, True)
-    c = ingress_class_info({"metadata": {"name": "x", "annotations": {
-        "ingressclass.kubernetes.io/is-default-class": "true"}}, "spec": {"controller": "c"}})
+    c = ingress_class_info(
+        {
+            "metadata": {"name": "x", "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+            "spec": {"controller": "c"},
+        }
+    )
     assert c.default and c.controller == "c"

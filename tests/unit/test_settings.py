@@ -26,12 +26,15 @@ def test_require_all_expands_to_every_capability():
     assert resolve({"require": "ingress, dns"}, env={}).require == {"ingress", "dns"}
 
 
-@pytest.mark.parametrize(("cli", "message"), [
-    ({"provider": "docker"}, "--provider: must be one of kubeconfig, kind, local (given: 'docker')"),
-    ({"timeout_scale": "0"}, "--timeout-scale: must be a number above 0 (given: '0')"),
-    ({"require": "ingress,teleport"}, "--require: unknown area teleport"),
-    ({"local_nodes": "9"}, "--local-nodes: must be between 1 and 4 (given: '9')"),
-])
+@pytest.mark.parametrize(
+    ("cli", "message"),
+    [
+        ({"provider": "docker"}, "--provider: must be one of kubeconfig, kind, local (given: 'docker')"),
+        ({"timeout_scale": "0"}, "--timeout-scale: must be a number above 0 (given: '0')"),
+        ({"require": "ingress,teleport"}, "--require: unknown area teleport"),
+        ({"local_nodes": "9"}, "--local-nodes: must be between 1 and 4 (given: '9')"),
+    ],
+)
 def test_bad_values_name_the_option_and_the_value(cli, message):
     with pytest.raises(UsageError) as e:
         resolve(cli, env={})
