@@ -9,4 +9,5 @@ pytest_plugins = [
     "fixtures.reports",
     "fixtures.tls",
     "fixtures.ingress",
+    "fixtures.preconditions",
 ]

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
 from fixtures.ingress import Hosts, IngressController
+from fixtures.preconditions import Precondition
 from fixtures.workloads import Workloads
 from netconform import certs, probes
 from netconform.errors import WaitTimeout
@@ -184,6 +185,7 @@ def check_issued(
 
 
 def test_certmanager_ca_issuer_certificate_is_served_and_chains_to_the_ca(
+    ingress_reach: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     workloads: Workloads,
@@ -195,6 +197,7 @@ def test_certmanager_ca_issuer_certificate_is_served_and_chains_to_the_ca(
     record_property,
 ) -> None:
     """A CA Issuer (a suite-made CA) and an annotated Ingress: the Certificate becomes Ready and is served."""
+    ingress_reach.require()
     ca_cert, ca_key = certificate_authority
     secret = {
         "apiVersion": "v1",
@@ -247,6 +250,7 @@ def acme_server(cluster: ClusterHandle) -> tuple[str, bool, Callable[[ProbePod],
 
 
 def test_certmanager_acme_http01_certificate_is_served_and_valid(
+    ingress_reach: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     workloads: Workloads,
@@ -257,6 +261,7 @@ def test_certmanager_acme_http01_certificate_is_served_and_valid(
     record_property,
 ) -> None:
     """An ACME Issuer with an HTTP-01 solver through the ingress: Ready, approved, served, chained to the ACME root."""
+    ingress_reach.require()
     url, skip_verify, roots = acme_server(cluster)
     workloads.apply(
         workloads.render(

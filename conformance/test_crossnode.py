@@ -6,6 +6,7 @@ import pytest
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
+from fixtures.preconditions import Precondition, service_proxy
 from fixtures.workloads import ServiceRef, Workloads
 from netconform import probes
 from netconform.probes import ProbePod
@@ -209,7 +210,17 @@ def remote_service(workloads: Workloads, node_pods: dict[str, ProbePod]) -> dict
     return out
 
 
+@pytest.fixture(scope="module")
+def proxy(
+    cluster: ClusterHandle, node_pods: dict[str, ProbePod], remote_service: dict[str, ServiceRef]
+) -> Precondition:
+    """The Service proxy answers at all: a ClusterIP whose backend is on the client's own node."""
+    first = sorted(node_pods)[0]
+    return service_proxy(cluster, node_pods[first], remote_service[first])
+
+
 def test_crossnode_clusterip_with_its_only_backend_on_another_node(
+    proxy: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     node_pods: dict[str, ProbePod],
@@ -217,6 +228,7 @@ def test_crossnode_clusterip_with_its_only_backend_on_another_node(
     node_pair: tuple[str, str],
 ) -> None:
     """A client on one node reaches a ClusterIP whose only backend runs on the other node."""
+    proxy.require()
     src, dst = pair(node_pods, node_pair)
     svc = remote_service[node_pair[1]]
     url = f"http://{svc.cluster_ip}:80/hostname"
@@ -238,6 +250,7 @@ def test_crossnode_clusterip_with_its_only_backend_on_another_node(
 
 @pytest.mark.parametrize("policy", ["Cluster", "Local"])
 def test_crossnode_nodeport_on_every_node_by_traffic_policy(
+    proxy: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     node_pods: dict[str, ProbePod],
@@ -247,6 +260,7 @@ def test_crossnode_nodeport_on_every_node_by_traffic_policy(
 ) -> None:
     """NodePort on node A for a backend on node B, from outside the pod network (the runner): Cluster answers on
     every node; Local only where the backend runs, and there the backend sees the client's own address."""
+    proxy.require()
     if not cluster.info.local_cluster:
         pytest.skip("needs a client outside the pod network that may reach node addresses: the local cluster's runner")
     entry, backend_node = node_pair

@@ -6,7 +6,8 @@ import pytest
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
-from fixtures.workloads import Backend, ClusterDns, ServiceRef, Workloads
+from fixtures.preconditions import Precondition
+from fixtures.workloads import Backend, ServiceRef, Workloads
 from netconform import probes
 from netconform.probes import ProbePod
 
@@ -33,7 +34,7 @@ def names(svc: ServiceRef, domain: str) -> dict[str, str]:
 @pytest.mark.parametrize("proto", ["udp", "tcp"])
 @pytest.mark.parametrize("form", ["short", "namespaced", "fqdn"])
 def test_dns_service_name_resolves_to_clusterip(
-    cluster_dns: ClusterDns,
+    cluster_dns: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     client: ProbePod,

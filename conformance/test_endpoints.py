@@ -6,7 +6,8 @@ import pytest
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
-from fixtures.workloads import Backend, ClusterDns, Workloads
+from fixtures.preconditions import Precondition
+from fixtures.workloads import Backend, Workloads
 from netconform import probes
 from netconform.probes import HttpResult, ProbePod
 
@@ -62,7 +63,7 @@ def test_endpoints_selectorless_service_reaches_its_static_endpoint(
 
 
 def test_endpoints_selectorless_headless_name_resolves_to_the_static_address(
-    cluster_dns: ClusterDns,
+    cluster_dns: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     client: ProbePod,

@@ -6,7 +6,8 @@ import pytest
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
-from fixtures.workloads import ClusterDns, ServiceRef, Workloads
+from fixtures.preconditions import Precondition
+from fixtures.workloads import ServiceRef, Workloads
 from netconform import probes
 from netconform.probes import ProbePod
 
@@ -25,7 +26,7 @@ def service(workloads: Workloads, target: str) -> ServiceRef:
 
 
 def test_externalname_resolves_to_a_cname_and_onward(
-    cluster_dns: ClusterDns,
+    cluster_dns: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     client: ProbePod,

@@ -6,7 +6,8 @@ import pytest
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
-from fixtures.workloads import Backend, ClusterDns, ServiceRef, Workloads
+from fixtures.preconditions import Precondition
+from fixtures.workloads import Backend, ServiceRef, Workloads
 from netconform import probes
 from netconform.probes import ProbePod
 
@@ -74,7 +75,7 @@ def test_headless_endpoints_equal_the_pod_ips(
 
 
 def test_headless_name_resolves_to_exactly_the_ready_pod_ips(
-    cluster_dns: ClusterDns,
+    cluster_dns: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     client: ProbePod,
@@ -87,7 +88,7 @@ def test_headless_name_resolves_to_exactly_the_ready_pod_ips(
 
 
 def test_headless_pod_answers_icmp_through_the_headless_name(
-    cluster_dns: ClusterDns, diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, service: ServiceRef
+    cluster_dns: Precondition, diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, service: ServiceRef
 ) -> None:
     """A pod behind the headless name answers ICMP echo."""
     cluster_dns.require()
@@ -105,7 +106,7 @@ def test_headless_pod_answers_icmp_through_the_headless_name(
 
 
 def test_headless_name_follows_a_scale_up(
-    cluster_dns: ClusterDns,
+    cluster_dns: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     workloads: Workloads,

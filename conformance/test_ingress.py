@@ -7,6 +7,7 @@ import pytest
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
 from fixtures.ingress import Hosts, IngressController
+from fixtures.preconditions import Precondition
 from fixtures.workloads import Workloads
 from netconform import probes
 from netconform.probes import HttpResult, ProbePod
@@ -78,6 +79,7 @@ def test_ingress_class_is_present(
 
 
 def test_ingress_routes_each_host_to_its_own_colour(
+    ingress_reach: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     client: ProbePod,
@@ -87,6 +89,7 @@ def test_ingress_routes_each_host_to_its_own_colour(
     routes: None,
 ) -> None:
     """Blue/green: the blue host reaches only blue, the green host only green."""
+    ingress_reach.require()
     for colour in ("blue", "green"):
         expect_route(
             diagnose,
@@ -101,9 +104,15 @@ def test_ingress_routes_each_host_to_its_own_colour(
 
 
 def test_ingress_request_without_a_known_host_gets_404(
-    diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, ingress_controller: IngressController, routes: None
+    ingress_reach: Precondition,
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    ingress_controller: IngressController,
+    routes: None,
 ) -> None:
     """A request whose Host matches no rule (the bare controller address) gets 404."""
+    ingress_reach.require()
     expect_route(
         diagnose,
         cluster,
@@ -122,6 +131,7 @@ def test_ingress_request_without_a_known_host_gets_404(
     ids=["prefix-itself", "prefix-subpath", "prefix-not-partial-element", "exact-itself", "exact-not-subpath"],
 )
 def test_ingress_path_matching(
+    ingress_reach: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     client: ProbePod,
@@ -132,6 +142,7 @@ def test_ingress_path_matching(
     want: str | int,
 ) -> None:
     """Prefix matches per path element (/foo matches /foo/bar, not /foobar); Exact matches only the exact path."""
+    ingress_reach.require()
     expect_route(
         diagnose,
         cluster,
@@ -145,6 +156,7 @@ def test_ingress_path_matching(
 
 
 def test_ingress_without_class_is_not_served(
+    ingress_reach: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     workloads: Workloads,
@@ -155,6 +167,7 @@ def test_ingress_without_class_is_not_served(
     routes: None,
 ) -> None:
     """An Ingress naming no class, with no default IngressClass, is not served; the same rule with a class is."""
+    ingress_reach.require()
     if any(c.default for c in cluster.info.ingress_classes):
         pytest.skip("a default IngressClass exists: an Ingress without class is rightly served")
     workloads.apply(workloads.render("ingress", "noclass", HOST=hosts("noclass")))

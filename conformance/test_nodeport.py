@@ -6,6 +6,7 @@ import pytest
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
+from fixtures.preconditions import Precondition, service_proxy
 from fixtures.workloads import Backend, ServiceRef, Workloads
 from netconform import probes
 from netconform.probes import HttpResult, ProbePod
@@ -26,6 +27,12 @@ def service(workloads: Workloads, web: Backend) -> ServiceRef:
     svc = workloads.service("nodeport", "service", NAME="web", APP="web", POLICY="Cluster")
     workloads.wait_endpoints("web", web.ips)
     return svc
+
+
+@pytest.fixture(scope="module")
+def proxy(cluster: ClusterHandle, client: ProbePod, service: ServiceRef) -> Precondition:
+    """The Service proxy answers on the Service's ClusterIP at all; NodePort checks need it."""
+    return service_proxy(cluster, client, service)
 
 
 def node_ip(cluster: ClusterHandle, name: str) -> str:
@@ -65,9 +72,16 @@ def test_nodeport_is_allocated_in_the_node_port_range(diagnose: Diagnose, servic
 
 
 def test_nodeport_answers_on_every_node_from_a_pod(
-    diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, service: ServiceRef, web: Backend, node_name: str
+    proxy: Precondition,
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    service: ServiceRef,
+    web: Backend,
+    node_name: str,
 ) -> None:
     """From a pod, <node InternalIP>:<nodePort> answers with a backend, on every node."""
+    proxy.require()
     url = f"http://{node_ip(cluster, node_name)}:{service.node_port()}/hostname"
     diagnose.involve(service.namespace, client.name, *web.names)
     expect_backend(
@@ -86,9 +100,10 @@ def test_nodeport_answers_on_every_node_from_a_pod(
 
 
 def test_nodeport_answers_on_every_node_from_the_runner(
-    diagnose: Diagnose, cluster: ClusterHandle, service: ServiceRef, web: Backend, node_name: str
+    proxy: Precondition, diagnose: Diagnose, cluster: ClusterHandle, service: ServiceRef, web: Backend, node_name: str
 ) -> None:
     """From the machine running the suite, <node InternalIP>:<nodePort> answers, where node addresses are reachable."""
+    proxy.require()
     if not cluster.info.local_cluster:
         pytest.skip("whether the runner may reach node addresses is known only on netconform's local cluster")
     url = f"http://{node_ip(cluster, node_name)}:{service.node_port()}/hostname"
@@ -107,6 +122,7 @@ def test_nodeport_answers_on_every_node_from_the_runner(
 
 @pytest.mark.privileged
 def test_nodeport_answers_on_localhost_of_every_node(
+    proxy: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     privileged_workloads: Workloads,
@@ -115,6 +131,7 @@ def test_nodeport_answers_on_localhost_of_every_node(
     node_name: str,
 ) -> None:
     """On each node itself (a hostNetwork pod), localhost:<nodePort> answers."""
+    proxy.require()
     node_client = privileged_workloads.client(f"node-{node_name}"[:50], node=node_name, host_network=True)
     url = f"http://127.0.0.1:{service.node_port()}/hostname"
     diagnose.involve(service.namespace, *web.names)

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
 from fixtures.ingress import Hosts, IngressController
+from fixtures.preconditions import Precondition
 from fixtures.tls import ServerCert
 from fixtures.workloads import Workloads
 from netconform import certs, probes
@@ -60,6 +61,7 @@ def served(client: ProbePod, ctrl: IngressController, host: str) -> TlsResult:
 
 
 def test_tls_default_certificate_for_a_host_without_tls(
+    ingress_reach: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     workloads: Workloads,
@@ -70,6 +72,7 @@ def test_tls_default_certificate_for_a_host_without_tls(
     record_property,
 ) -> None:
     """HTTPS for a host with no TLS section: the handshake works with the default certificate, which does not verify."""
+    ingress_reach.require()
     host = hosts("plain")
     workloads.apply(workloads.render("tls", "plain", CLASS=ingress_controller.ingress_class.name, HOST=host))
     cmd = [
@@ -113,6 +116,7 @@ def secret_certificate(cluster: ClusterHandle, namespace: str, name: str) -> x50
 
 
 def test_tls_own_certificate_from_a_secret_is_served_and_valid(
+    ingress_reach: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     client: ProbePod,
@@ -121,6 +125,7 @@ def test_tls_own_certificate_from_a_secret_is_served_and_valid(
 ) -> None:
     """With SNI for the host, the controller serves the Secret's certificate: it chains to the CA, names the host,
     and is inside its validity window with --min-cert-days left."""
+    ingress_reach.require()
     configured = secret_certificate(cluster, client.namespace, "secure-tls")
     want = configured.fingerprint(hashes.SHA256())
     try:
@@ -154,6 +159,7 @@ def test_tls_own_certificate_from_a_secret_is_served_and_valid(
 
 
 def test_tls_http_redirects_to_https(
+    ingress_reach: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     client: ProbePod,
@@ -161,6 +167,7 @@ def test_tls_http_redirects_to_https(
     own_cert: ServerCert,
 ) -> None:
     """Where the controller profile supports it, HTTP for a TLS host redirects to https://, same host and path."""
+    ingress_reach.require()
     if ingress_controller.profile.redirect_annotations is None:
         pytest.skip(f"controller profile {ingress_controller.profile.name} has no HTTP->HTTPS redirect annotation")
     path = "/some/path"

@@ -105,3 +105,12 @@ def kubectl(
     if check and proc.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
     return proc
+
+
+@pytest.fixture(scope="session")
+def measured() -> dict[str, float]:
+    """Figures one integration test measures for a later one (the healthy suite's wall time)."""
+    return {}
+
+
+SUITE_ARGS = ("-n", "4", "--dist", "loadfile")

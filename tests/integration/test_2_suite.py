@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 ALLOWED_SKIPS = ("no LoadBalancer implementation",)
 
 
-def test_suite_passes_on_the_healthy_local_cluster(run_suite, record_property):
+@pytest.mark.timeout(600)
+def test_suite_passes_on_the_healthy_local_cluster(run_suite, record_property, measured):
     run = run_suite()
+    measured["healthy_suite_seconds"] = run.seconds
     record_property("suite_seconds", f"{run.seconds:.1f}")
     failed = run.ids("failed") | run.ids("error")
     assert run.outcomes, f"the suite ran no test:\n{run.output}"

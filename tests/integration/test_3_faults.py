@@ -343,3 +343,28 @@ def test_fault_is_detected_by_exactly_the_expected_checks(fault: Fault, kubeconf
         assert not failed and all("ingress controller is not running" in run.messages[t] for t in run.ids("skipped")), (
             run.output
         )
+
+
+@pytest.mark.timeout(900)
+def test_whole_suite_with_dns_and_kube_proxy_broken_ends_within_twice_the_healthy_time(
+    kubeconfig, run_suite, measured, record_property
+):
+    """Fail fast: with DNS and kube-proxy both broken, the whole suite ends within 2x its healthy wall time."""
+    healthy_s = measured.get("healthy_suite_seconds")
+    if healthy_s is None:
+        healthy_s = run_suite().seconds
+    ctx = Ctx(kubeconfig)
+    scale_coredns(0)(ctx)
+    stop_kube_proxy(ctx)
+    try:
+        run = run_suite()
+    finally:
+        start_kube_proxy(ctx)
+        scale_coredns(1)(ctx)
+    healthy(ctx)
+    failed = run.ids("failed") | run.ids("error")
+    record_property("healthy_seconds", f"{healthy_s:.1f}")
+    record_property("broken_seconds", f"{run.seconds:.1f}")
+    print(f"healthy {healthy_s:.1f}s, DNS+kube-proxy broken {run.seconds:.1f}s, {len(failed)} failed")
+    assert len(failed) >= 20, f"only {len(failed)} checks noticed: {sorted(failed)}"
+    assert run.seconds <= 2 * healthy_s, f"broken suite took {run.seconds:.0f}s, healthy {healthy_s:.0f}s"
