@@ -19,7 +19,7 @@ from fixtures.workloads import Workloads
 from netconform import certs, probes
 from netconform.errors import WaitTimeout
 from netconform.kube import wait
-from netconform.probes import ProbePod, TlsResult
+from netconform.probes import ProbePod
 
 pytestmark = [pytest.mark.certmanager, pytest.mark.requires("certmanager", "ingress")]
 
@@ -150,21 +150,16 @@ def check_issued(
         objects=[f"secret {ns}/{name}-tls"],
     )
     want = chain[0].fingerprint(hashes.SHA256())
-    try:
-        got = probes.eventually(
-            lambda: probes.tls_handshake(client, ctrl.service.cluster_ip, ctrl.service.https_port or 443, host),
-            lambda r: r.handshake_ok and r.chain[0].fingerprint(hashes.SHA256()) == want,
-            cluster.settings.deadline(30),
-        )
-    except probes.NotConsistent as e:
-        last: TlsResult = e.last
-        diagnose.fail(
-            f"the ingress does not serve the issued certificate for {host}",
-            expected=certs.describe(chain[0]),
-            observed=certs.describe(last.chain[0]) if last.chain else f"no handshake: {last.error}",
-            objects=[client.describe(), f"secret {ns}/{name}-tls"],
-            reproduce=client.repro(last.command),
-        )
+    got = diagnose.until(
+        lambda: probes.tls_handshake(client, ctrl.service.cluster_ip, ctrl.service.https_port or 443, host),
+        lambda r: r.handshake_ok and r.chain[0].fingerprint(hashes.SHA256()) == want,
+        via=client,
+        what=f"the ingress does not serve the issued certificate for {host}",
+        expected=certs.describe(chain[0]),
+        objects=[f"secret {ns}/{name}-tls"],
+        observed=lambda last: certs.describe(last.chain[0]) if last.chain else f"no handshake: {last.error}",
+        deadline_s=30,
+    )
     leaf = got.chain[0]
     problem = (
         certs.verify_for_host(got.chain, roots, host)

@@ -38,22 +38,16 @@ def check_spread(
     url = f"http://{svc.cluster_ip}:{svc.port()}/hostname"
     # Ready EndpointSlices do not mean kube-proxy (or its replacement) has programmed them yet: wait until
     # short bursts are answered, and only by current replicas, then measure the spread.
-    try:
-        probes.eventually(
-            lambda: probes.spread(client, url, 6),
-            lambda s: bool(s.counts) and set(s.counts) <= backends,
-            cluster.settings.deadline(probes.PROBE_S),
-            successes=2,
-        )
-    except probes.NotConsistent as e:
-        diagnose.involve(svc.namespace, client.name, *backends)
-        diagnose.fail(
-            "the ClusterIP does not answer from its current replicas",
-            expected=f"answers from {', '.join(sorted(backends))} only",
-            observed=f"answers {summarize_counts(e.last.counts)}; errors {list(e.last.errors)[:3]}",
-            objects=[client.describe(), f"service {svc.namespace}/{svc.name} ({svc.cluster_ip})"],
-            reproduce=client.repro(e.last.command),
-        )
+    diagnose.until(
+        lambda: probes.spread(client, url, 6),
+        lambda s: bool(s.counts) and set(s.counts) <= backends,
+        via=client,
+        what="the ClusterIP does not answer from its current replicas",
+        expected=f"answers from {', '.join(sorted(backends))} only",
+        objects=[f"service {svc.namespace}/{svc.name} ({svc.cluster_ip})"],
+        observed=lambda last: f"answers {summarize_counts(last.counts)}; errors {list(last.errors)[:3]}",
+        successes=2,
+    )
     got = probes.spread(client, url, count)
     floor = count / len(backends) / 3
     diagnose.involve(svc.namespace, client.name, *backends)

@@ -163,35 +163,26 @@ def test_crossnode_node_to_pod_and_pod_to_node(
     a, b = node_pair
     host = privileged_workloads.client(f"node-{a}"[:50], node=a, host_network=True)
     dst = node_pods[b]
-    try:
-        probes.eventually(
-            lambda: probes.tcp_request(host, dst.ip, 8080), lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S)
-        )
-    except probes.NotConsistent as e:
-        diagnose.fail(
-            f"node {a} does not reach pod {dst.name} on {b}",
-            expected=f"HTTP 200 from {dst.ip}",
-            observed=e.last.summary(),
-            objects=[host.describe(), dst.describe()],
-            reproduce=host.repro(e.last.command),
-        )
+    diagnose.until(
+        lambda: probes.tcp_request(host, dst.ip, 8080),
+        lambda r: r.ok,
+        via=host,
+        what=f"node {a} does not reach pod {dst.name} on {b}",
+        expected=f"HTTP 200 from {dst.ip}",
+        objects=[dst.describe()],
+    )
     node_ip = next(n.internal_ip for n in cluster.info.nodes if n.name == a)
     # Pod to node: the kubelet's health port would need credentials; ICMP to the node address needs nothing.
-    try:
-        probes.eventually(
-            lambda: probes.ping(dst, str(node_ip)),
-            lambda r: r.ok,
-            cluster.settings.deadline(probes.PROBE_S),
-            successes=1,
-        )
-    except probes.NotConsistent as e:
-        diagnose.fail(
-            f"pod {dst.name} on {b} does not reach node {a} ({node_ip})",
-            expected="3 of 3 echo replies",
-            observed=e.last.output.strip()[-200:],
-            objects=[dst.describe(), f"node {a}"],
-            reproduce=dst.repro(e.last.command),
-        )
+    diagnose.until(
+        lambda: probes.ping(dst, str(node_ip)),
+        lambda r: r.ok,
+        via=dst,
+        what=f"pod {dst.name} on {b} does not reach node {a} ({node_ip})",
+        expected="3 of 3 echo replies",
+        objects=[f"node {a}"],
+        observed=lambda last: last.output.strip()[-200:],
+        successes=1,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -232,20 +223,14 @@ def test_crossnode_clusterip_with_its_only_backend_on_another_node(
     src, dst = pair(node_pods, node_pair)
     svc = remote_service[node_pair[1]]
     url = f"http://{svc.cluster_ip}:80/hostname"
-    try:
-        probes.eventually(
-            lambda: probes.http(src, url),
-            lambda r: r.ok and r.body.strip() == dst.name,
-            cluster.settings.deadline(probes.PROBE_S),
-        )
-    except probes.NotConsistent as e:
-        diagnose.fail(
-            f"ClusterIP {svc.cluster_ip} from {node_pair[0]} does not reach its backend on {node_pair[1]}",
-            expected=f"HTTP 200 from {dst.name}",
-            observed=e.last.summary(),
-            objects=objects(src, dst) + [f"service {svc.namespace}/{svc.name}"],
-            reproduce=src.repro(e.last.command),
-        )
+    diagnose.until(
+        lambda: probes.http(src, url),
+        lambda r: r.ok and r.body.strip() == dst.name,
+        via=src,
+        what=f"ClusterIP {svc.cluster_ip} from {node_pair[0]} does not reach its backend on {node_pair[1]}",
+        expected=f"HTTP 200 from {dst.name}",
+        objects=[f"server {dst.describe()}", f"service {svc.namespace}/{svc.name}"],
+    )
 
 
 @pytest.mark.parametrize("policy", ["Cluster", "Local"])

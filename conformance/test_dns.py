@@ -45,25 +45,17 @@ def test_dns_service_name_resolves_to_clusterip(
     """`web`, `web.<ns>` and `web.<ns>.svc.<domain>` resolve to the ClusterIP, over UDP and over TCP."""
     cluster_dns.require()
     name = names(service, cluster.info.cluster_domain)[form]
-    try:
-        probes.eventually(
-            lambda: probes.lookup(client, name, tcp=proto == "tcp"),
-            lambda a: a.values("A") == {service.cluster_ip},
-            cluster.settings.deadline(probes.PROBE_S),
-        )
-    except probes.NotConsistent as e:
-        diagnose.involve(service.namespace, client.name)
-        diagnose.fail(
-            f"{name} does not resolve to the Service's ClusterIP over {proto.upper()}",
-            expected=f"A {service.cluster_ip} (3 answers in a row)",
-            observed=e.last.summary(),
-            objects=[
-                client.describe(),
-                f"service {service.namespace}/{service.name}",
-                f"cluster DNS {cluster.info.dns_service} {cluster.info.dns_service_ip}",
-            ],
-            reproduce=client.repro(e.last.command),
-        )
+    diagnose.until(
+        lambda: probes.lookup(client, name, tcp=proto == "tcp"),
+        lambda a: a.values("A") == {service.cluster_ip},
+        via=client,
+        what=f"{name} does not resolve to the Service's ClusterIP over {proto.upper()}",
+        expected=f"A {service.cluster_ip}",
+        objects=[
+            f"service {service.namespace}/{service.name}",
+            f"cluster DNS {cluster.info.dns_service} {cluster.info.dns_service_ip}",
+        ],
+    )
 
 
 def test_dns_pod_resolv_conf_names_cluster_dns_and_search_list(

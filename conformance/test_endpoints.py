@@ -9,7 +9,7 @@ from fixtures.diagnostics import Diagnose
 from fixtures.preconditions import Precondition
 from fixtures.workloads import Backend, Workloads
 from netconform import probes
-from netconform.probes import HttpResult, ProbePod
+from netconform.probes import ProbePod
 
 pytestmark = pytest.mark.endpoints
 
@@ -40,26 +40,14 @@ def test_endpoints_selectorless_service_reaches_its_static_endpoint(
     """A ClusterIP Service without selector forwards to the address in its EndpointSlice / Endpoints."""
     (pod,) = target.pods
     url = f"http://{services[service_name]}:80/hostname"
-    try:
-        probes.eventually(
-            lambda: probes.http(client, url),
-            lambda r: r.ok and r.body.strip() == pod.name,
-            cluster.settings.deadline(probes.PROBE_S),
-        )
-    except probes.NotConsistent as e:
-        last: HttpResult = e.last
-        diagnose.involve(client.namespace, client.name, pod.name)
-        diagnose.fail(
-            f"Service {service_name} does not reach its static endpoint {pod.ip}:8080",
-            expected=f"HTTP 200 from {pod.name}",
-            observed=last.summary(),
-            objects=[
-                client.describe(),
-                f"service {client.namespace}/{service_name}",
-                f"endpoint pod {pod.name} ({pod.ip})",
-            ],
-            reproduce=client.repro(last.command),
-        )
+    diagnose.until(
+        lambda: probes.http(client, url),
+        lambda r: r.ok and r.body.strip() == pod.name,
+        via=client,
+        what=f"Service {service_name} does not reach its static endpoint {pod.ip}:8080",
+        expected=f"HTTP 200 from {pod.name}",
+        objects=[f"service {client.namespace}/{service_name}", f"endpoint pod {pod.name} ({pod.ip})"],
+    )
 
 
 def test_endpoints_selectorless_headless_name_resolves_to_the_static_address(
@@ -74,17 +62,10 @@ def test_endpoints_selectorless_headless_name_resolves_to_the_static_address(
     cluster_dns.require()
     (pod,) = target.pods
     name = f"static-headless.{client.namespace}.svc.{cluster.info.cluster_domain}"
-    try:
-        probes.eventually(
-            lambda: probes.lookup(client, name),
-            lambda a: a.values("A") == {pod.ip},
-            cluster.settings.deadline(probes.PROBE_S),
-        )
-    except probes.NotConsistent as e:
-        diagnose.fail(
-            f"{name} does not resolve to its static endpoint",
-            expected=f"A {pod.ip}",
-            observed=e.last.summary(),
-            objects=[client.describe()],
-            reproduce=client.repro(e.last.command),
-        )
+    diagnose.until(
+        lambda: probes.lookup(client, name),
+        lambda a: a.values("A") == {pod.ip},
+        via=client,
+        what=f"{name} does not resolve to its static endpoint",
+        expected=f"A {pod.ip}",
+    )

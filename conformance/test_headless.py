@@ -32,21 +32,14 @@ def expect_resolves_to(
 ) -> None:
     __tracebackhide__ = True
     name = f"{svc.name}.{svc.namespace}.svc.{cluster.info.cluster_domain}"
-    try:
-        probes.eventually(
-            lambda: probes.lookup(client, name),
-            lambda a: a.values("A") == ips,
-            cluster.settings.deadline(probes.PROBE_S),
-        )
-    except probes.NotConsistent as e:
-        diagnose.involve(svc.namespace, client.name)
-        diagnose.fail(
-            f"headless name {name} does not resolve to the ready pod IPs",
-            expected=f"A records exactly {sorted(ips)}",
-            observed=e.last.summary(),
-            objects=[client.describe(), f"service {svc.namespace}/{svc.name}"],
-            reproduce=client.repro(e.last.command),
-        )
+    diagnose.until(
+        lambda: probes.lookup(client, name),
+        lambda a: a.values("A") == ips,
+        via=client,
+        what=f"headless name {name} does not resolve to the ready pod IPs",
+        expected=f"A records exactly {sorted(ips)}",
+        objects=[f"service {svc.namespace}/{svc.name}"],
+    )
 
 
 def test_headless_service_has_no_cluster_ip(diagnose: Diagnose, service: ServiceRef) -> None:
@@ -93,16 +86,15 @@ def test_headless_pod_answers_icmp_through_the_headless_name(
     """A pod behind the headless name answers ICMP echo."""
     cluster_dns.require()
     name = f"{service.name}.{service.namespace}.svc.{cluster.info.cluster_domain}"
-    try:
-        probes.eventually(lambda: probes.ping(client, name), lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S))
-    except probes.NotConsistent as e:
-        diagnose.fail(
-            f"no ICMP echo reply through {name}",
-            expected="3 of 3 replies",
-            observed=e.last.output[-300:],
-            objects=[client.describe(), f"service {service.namespace}/{service.name}"],
-            reproduce=client.repro(e.last.command),
-        )
+    diagnose.until(
+        lambda: probes.ping(client, name),
+        lambda r: r.ok,
+        via=client,
+        what=f"no ICMP echo reply through {name}",
+        expected="3 of 3 replies",
+        objects=[f"service {service.namespace}/{service.name}"],
+        observed=lambda last: last.output[-300:],
+    )
 
 
 def test_headless_name_follows_a_scale_up(

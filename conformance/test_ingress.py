@@ -42,25 +42,19 @@ def expect_route(
     def ok(r: HttpResult) -> bool:
         return r.status == want if isinstance(want, int) else (r.ok and r.body.strip() == want)
 
-    try:
-        probes.eventually(lambda: probes.http(client, url, host=host), ok, cluster.settings.deadline(probes.PROBE_S))
-    except probes.NotConsistent as e:
-        last: HttpResult = e.last
-        svc = ctrl.service
-        diagnose.involve(client.namespace, client.name)
-        diagnose.fail(
-            what,
-            expected=(f"HTTP {want}" if isinstance(want, int) else f"HTTP 200 from backend {want}") + " (3 in a row)",
-            observed=last.summary(),
-            objects=[
-                client.describe(),
-                f"IngressClass {ctrl.ingress_class.name} "
-                f"({ctrl.ingress_class.controller}, profile {ctrl.profile.name})",
-                f"controller service {svc.namespace}/{svc.name} ({svc.cluster_ip})",
-                f"Host {host or '(none)'}",
-            ],
-            reproduce=client.repro(last.command),
-        )
+    svc = ctrl.service
+    diagnose.until(
+        lambda: probes.http(client, url, host=host),
+        ok,
+        via=client,
+        what=what,
+        expected=f"HTTP {want}" if isinstance(want, int) else f"HTTP 200 from backend {want}",
+        objects=[
+            f"IngressClass {ctrl.ingress_class.name} ({ctrl.ingress_class.controller}, profile {ctrl.profile.name})",
+            f"controller service {svc.namespace}/{svc.name} ({svc.cluster_ip})",
+            f"Host {host or '(none)'}",
+        ],
+    )
 
 
 def test_ingress_class_is_present(

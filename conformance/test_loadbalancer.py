@@ -12,7 +12,7 @@ from fixtures.workloads import Backend, Workloads
 from netconform import probes
 from netconform.errors import WaitTimeout
 from netconform.kube import wait
-from netconform.probes import HttpResult, ProbePod
+from netconform.probes import ProbePod
 
 pytestmark = pytest.mark.loadbalancer
 
@@ -51,19 +51,12 @@ def test_loadbalancer_gets_an_address_that_answers(
         return
     address = ingress[0].get("ip") or ingress[0].get("hostname")
     url = f"http://{address}:{svc.port()}/hostname"
-    try:
-        probes.eventually(
-            lambda: probes.http(client, url),
-            lambda r: r.ok and r.body.strip() in web.names,
-            cluster.settings.deadline(30),
-        )
-    except probes.NotConsistent as e:
-        last: HttpResult = e.last
-        diagnose.involve(svc.namespace, client.name, *web.names)
-        diagnose.fail(
-            "the LoadBalancer address does not answer with a backend",
-            expected=f"HTTP 200 from one of {sorted(web.names)}",
-            observed=last.summary(),
-            objects=[client.describe(), f"service {svc.namespace}/{svc.name} at {address}"],
-            reproduce=client.repro(last.command),
-        )
+    diagnose.until(
+        lambda: probes.http(client, url),
+        lambda r: r.ok and r.body.strip() in web.names,
+        via=client,
+        what="the LoadBalancer address does not answer with a backend",
+        expected=f"HTTP 200 from one of {sorted(web.names)}",
+        objects=[f"service {svc.namespace}/{svc.name} at {address}"],
+        deadline_s=30,
+    )

@@ -18,7 +18,7 @@ from fixtures.preconditions import Precondition
 from fixtures.tls import ServerCert
 from fixtures.workloads import Workloads
 from netconform import certs, probes
-from netconform.probes import HttpResult, ProbePod, TlsResult
+from netconform.probes import ProbePod, TlsResult
 
 pytestmark = [pytest.mark.tls, pytest.mark.requires("tls")]
 
@@ -128,21 +128,16 @@ def test_tls_own_certificate_from_a_secret_is_served_and_valid(
     ingress_reach.require()
     configured = secret_certificate(cluster, client.namespace, "secure-tls")
     want = configured.fingerprint(hashes.SHA256())
-    try:
-        got = probes.eventually(
-            lambda: served(client, ingress_controller, own_cert.host),
-            lambda r: r.handshake_ok and r.chain[0].fingerprint(hashes.SHA256()) == want,
-            cluster.settings.deadline(30),
-        )
-    except probes.NotConsistent as e:
-        last: TlsResult = e.last
-        diagnose.fail(
-            f"the certificate from Secret secure-tls is not served for {own_cert.host}",
-            expected=f"leaf {certs.describe(configured)}",
-            observed=certs.describe(last.chain[0]) if last.chain else f"no handshake: {last.error}",
-            objects=[client.describe(), f"secret {client.namespace}/secure-tls", f"ingress {client.namespace}/secure"],
-            reproduce=client.repro(last.command),
-        )
+    got = diagnose.until(
+        lambda: served(client, ingress_controller, own_cert.host),
+        lambda r: r.handshake_ok and r.chain[0].fingerprint(hashes.SHA256()) == want,
+        via=client,
+        what=f"the certificate from Secret secure-tls is not served for {own_cert.host}",
+        expected=f"leaf {certs.describe(configured)}",
+        objects=[f"secret {client.namespace}/secure-tls", f"ingress {client.namespace}/secure"],
+        observed=lambda last: certs.describe(last.chain[0]) if last.chain else f"no handshake: {last.error}",
+        deadline_s=30,
+    )
     problem = certs.verify_for_host(got.chain, [own_cert.ca], own_cert.host)
     leaf = got.chain[0]
     left = leaf.not_valid_after_utc - dt.datetime.now(dt.UTC)
@@ -172,21 +167,11 @@ def test_tls_http_redirects_to_https(
         pytest.skip(f"controller profile {ingress_controller.profile.name} has no HTTP->HTTPS redirect annotation")
     path = "/some/path"
     want = f"https://{own_cert.host}{path}"
-    try:
-        probes.eventually(
-            lambda: probes.http(client, ingress_controller.http_url + path, host=own_cert.host),
-            lambda r: r.status in (301, 302, 307, 308) and r.headers.get("location") == want,
-            cluster.settings.deadline(probes.PROBE_S),
-        )
-    except probes.NotConsistent as e:
-        last: HttpResult = e.last
-        diagnose.fail(
-            f"HTTP for {own_cert.host} does not redirect to HTTPS",
-            expected=f"301/302/307/308 with Location: {want}",
-            observed=last.summary(),
-            objects=[
-                client.describe(),
-                f"ingress {client.namespace}/secure {ingress_controller.profile.redirect_annotations}",
-            ],
-            reproduce=client.repro(last.command),
-        )
+    diagnose.until(
+        lambda: probes.http(client, ingress_controller.http_url + path, host=own_cert.host),
+        lambda r: r.status in (301, 302, 307, 308) and r.headers.get("location") == want,
+        via=client,
+        what=f"HTTP for {own_cert.host} does not redirect to HTTPS",
+        expected=f"301/302/307/308 with Location: {want}",
+        objects=[f"ingress {client.namespace}/secure {ingress_controller.profile.redirect_annotations}"],
+    )

@@ -296,6 +296,9 @@ def build_archives(bins: dict[str, Path], say: Callable[[str], None] = print) ->
         ],
         out[1],
     )
+    for old in out[0].parent.glob("*.tar"):  # archives of earlier recipes: never used again
+        if old not in out:
+            old.unlink()
     return out
 
 

@@ -173,7 +173,7 @@ def clear(ctx: Ctx) -> None:
     clear_rules()
 
 
-CROSS = ("nc-node-1->nc-node-2", "nc-node-2->nc-node-1")
+CROSS = ("nc-node-1-to-nc-node-2", "nc-node-2-to-nc-node-1")
 FAULTS = [
     Fault(
         "coredns-scaled-to-zero",
@@ -268,7 +268,7 @@ FAULTS = [
         restore_route,
         must_fail=tuple(f"pod_to_pod_keeps_the_client_ip[{p}-{proto}]" for p in CROSS for proto in ("tcp", "udp"))
         + tuple(f"pod_to_pod_icmp[{p}]" for p in CROSS),
-        must_pass=("[nc-node-1->nc-node-1", "[nc-node-2->nc-node-2"),
+        must_pass=("[nc-node-1-to-nc-node-1", "[nc-node-2-to-nc-node-2"),
         says=("nc-node-1", "nc-node-2"),
         may_fail=CROSS,
     ),
@@ -278,7 +278,7 @@ FAULTS = [
         set_mtu(1280),
         set_mtu(1500),
         must_fail=tuple(f"test_crossnode_path_mtu[{p}]" for p in CROSS),
-        must_pass=("[nc-node-1->nc-node-1", "[nc-node-2->nc-node-2", "pod_to_pod_icmp"),
+        must_pass=("[nc-node-1-to-nc-node-1", "[nc-node-2-to-nc-node-2", "pod_to_pod_icmp"),
         says=("full-size", "1 MiB"),
         may_fail=CROSS,
     ),
