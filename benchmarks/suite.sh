@@ -14,7 +14,17 @@ for mode in serial parallel; do
     start=$(date +%s.%N)
     summary=$(pytest -q -p no:randomly --kube-config="$kc" "${args[@]}" 2>&1 | tail -1)
     t=$(python3 -c "print(round($(date +%s.%N) - $start, 1))")
-    echo "$mode run $i: ${t}s  $summary"
+    ready=$(python3 - <<'PY'
+import xml.etree.ElementTree as ET
+try:
+    props = [(tc.get("name"), p.get("value")) for tc in ET.parse("reports/junit.xml").iter("testcase")
+             for p in tc.iter("property") if p.get("name") == "seconds_to_ready"]
+    print(" ".join(f"{n.split('_')[2]}={v}s" for n, v in props))
+except Exception:
+    pass
+PY
+)
+    echo "$mode run $i: ${t}s  $summary  certificate ready: $ready"
     times+=("$t")
   done
   printf '%s\n' "${times[@]}" | median | xargs printf "$mode median: %.1fs\n"

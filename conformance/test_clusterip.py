@@ -36,18 +36,19 @@ def check_spread(
     __tracebackhide__ = True
     count = probes.requests_for_spread(len(backends))
     url = f"http://{svc.cluster_ip}:{svc.port()}/hostname"
-    # Ready EndpointSlices do not mean kube-proxy (or its replacement) has programmed them yet: wait until
-    # short bursts are answered, and only by current replicas, then measure the spread.
-    diagnose.until(
-        lambda: probes.spread(client, url, 6),
-        lambda s: bool(s.counts) and set(s.counts) <= backends,
-        via=client,
-        what="the ClusterIP does not answer from its current replicas",
-        expected=f"answers from {', '.join(sorted(backends))} only",
-        objects=[f"service {svc.namespace}/{svc.name} ({svc.cluster_ip})"],
-        observed=lambda last: f"answers {summarize_counts(last.counts)}; errors {list(last.errors)[:3]}",
-        successes=2,
-    )
+    # Ready EndpointSlices do not mean kube-proxy (or its replacement) has programmed them yet: first wait, up to
+    # the probe deadline, until a burst reaches every current replica and no other pod; then measure. If that
+    # never happens the measurement below says which replica is missing.
+    burst = probes.requests_to_reach_all(len(backends), p_fail=1e-3)
+    try:
+        probes.eventually(
+            lambda: probes.spread(client, url, burst),
+            lambda s: set(s.counts) == backends,
+            diagnose.scale * probes.PROBE_S,
+            successes=1,
+        )
+    except probes.NotConsistent:
+        pass
     got = probes.spread(client, url, count)
     floor = count / len(backends) / 3
     diagnose.involve(svc.namespace, client.name, *backends)

@@ -80,6 +80,18 @@ class Kube:
     def node_proxy(self, node: str, path: str) -> str:
         return str(self.core.connect_get_node_proxy_with_path(node, path, _request_timeout=3))
 
+    def allowed(self, verb: str, resource: str, group: str = "", subresource: str = "") -> bool:
+        """Whether these credentials may do `verb` on `resource` (a SelfSubjectAccessReview)."""
+        review = self.resource("authorization.k8s.io/v1", "SelfSubjectAccessReview")
+        attrs = {"verb": verb, "resource": resource, "group": group, "subresource": subresource}
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attrs},
+        }
+        out = _call(lambda: review.create(body=body), "create", "selfsubjectaccessreviews", None)
+        return bool(out.status.allowed)
+
     def resource(self, api_version: str, kind: str) -> Any:
         return self.dyn.resources.get(api_version=api_version, kind=kind)
 
@@ -339,6 +351,29 @@ def wait(
         if time.monotonic() >= end:
             raise WaitTimeout(what, deadline_s, last)
         time.sleep(interval_s)
+
+
+#: What the suite does with its credentials: (verb, resource, API group, subresource, why).
+REQUIRED_PERMISSIONS = (
+    ("list", "nodes", "", "", "to find the nodes and their addresses"),
+    ("create", "namespaces", "", "", "to create a namespace per test module"),
+    ("delete", "namespaces", "", "", "to clean up its namespaces"),
+    ("patch", "deployments", "apps", "", "to apply the test workloads"),
+    ("patch", "services", "", "", "to apply the test Services"),
+    ("create", "pods", "", "exec", "to run the probes inside pods"),
+    ("list", "endpointslices", "discovery.k8s.io", "", "to check Service readiness"),
+)
+
+
+def preflight(kube: Kube) -> None:
+    """Fail before anything is created when the credentials lack a permission the suite needs."""
+    for verb, resource, group, sub, why in REQUIRED_PERMISSIONS:
+        if not kube.allowed(verb, resource, group, sub):
+            name = f"{resource}/{sub}" if sub else resource
+            raise Forbidden(
+                f"permission denied: the credentials cannot {verb} {name}"
+                f"{' (' + group + ')' if group else ''}, needed {why}"
+            )
 
 
 def sweep_namespaces(kube: Kube, older_than_s: float, current_run: str | None) -> list[str]:

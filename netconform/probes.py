@@ -183,6 +183,14 @@ def spread(pod: ProbePod, url: str, count: int) -> Spread:
     return parse_spread(res.stdout, count, cmd)
 
 
+def requests_to_reach_all(replicas: int, p_fail: float) -> int:
+    """Smallest request count for which a fair random spread misses some replica with probability < `p_fail`."""
+    n = 1
+    while replicas * (1 - 1 / replicas) ** n >= p_fail:
+        n += 1
+    return n
+
+
 def requests_for_spread(replicas: int, floor_fraction: float = 1 / 3, p_fail: float = 1e-6) -> int:
     """Smallest request count for which a fair random spread leaves some replica below `floor_fraction` of
     its fair share (and so also misses one) with probability below `p_fail` (binomial tail, union bound)."""

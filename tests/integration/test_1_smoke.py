@@ -132,3 +132,45 @@ def test_smoke_the_local_cluster_is_real(kubeconfig):
         poll("the Ingress to route a request from the host by Host header", via_ingress)
     finally:
         kubectl(kubeconfig, "delete", "namespace", NS, "--wait=false", check=False)
+
+
+def test_missing_permission_is_one_line_and_creates_nothing(kubeconfig, tmp_path):
+    """A view-only identity: the suite names the missing permission in one line, exit 4, no namespace created."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    kubectl(kubeconfig, "-n", "default", "create", "serviceaccount", "nc-viewer", check=False)
+    kubectl(
+        kubeconfig,
+        "create",
+        "clusterrolebinding",
+        "nc-viewer",
+        "--clusterrole=view",
+        "--serviceaccount=default:nc-viewer",
+        check=False,
+    )
+    try:
+        token = kubectl(kubeconfig, "-n", "default", "create", "token", "nc-viewer").stdout.strip()
+        cfg = yaml.safe_load(Path(kubeconfig).read_text())
+        cfg["users"] = [{"name": "viewer", "user": {"token": token}}]
+        cfg["contexts"][0]["context"]["user"] = "viewer"
+        viewer = tmp_path / "viewer.kubeconfig"
+        viewer.write_text(yaml.safe_dump(cfg))
+        before = kubectl(kubeconfig, "get", "ns", "-o", "name").stdout
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "conformance", f"--kube-config={viewer}", "-q"],
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        out = (proc.stdout + proc.stderr).strip()
+        assert proc.returncode == 4, out
+        assert out.startswith("netconform: permission denied: the credentials cannot ") and len(out.splitlines()) == 1
+        assert kubectl(kubeconfig, "get", "ns", "-o", "name").stdout == before
+    finally:
+        kubectl(kubeconfig, "delete", "clusterrolebinding", "nc-viewer", check=False)
+        kubectl(kubeconfig, "-n", "default", "delete", "serviceaccount", "nc-viewer", check=False)

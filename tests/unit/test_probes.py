@@ -78,6 +78,11 @@ def test_request_count_bounds_the_chance_of_a_false_alarm():
     assert probes.requests_for_spread(3) < probes.requests_for_spread(4)
 
 
+def test_burst_that_reaches_every_replica():
+    n = probes.requests_to_reach_all(3, p_fail=1e-3)
+    assert 3 * (2 / 3) ** n < 1e-3 <= 3 * (2 / 3) ** (n - 1)
+
+
 def test_ping_summary():
     out = "3 packets transmitted, 3 received, 0% packet loss, time 402ms"
     assert probes.parse_ping(out, []).ok
