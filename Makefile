@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NODES ?= 2
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: conformance test unit integration venv host-deps clean
+.PHONY: conformance test unit lint venv host-deps clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,6 +31,10 @@ test: $(STAMP)
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q -p no:randomly
+
+lint: $(STAMP)
+	$(PY) -m pip install -q -e ".[dev]"
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy netconform fixtures
 
 clean:
 	rm -rf $(VENV)

@@ -174,3 +174,62 @@ def test_missing_permission_is_one_line_and_creates_nothing(kubeconfig, tmp_path
     finally:
         kubectl(kubeconfig, "delete", "clusterrolebinding", "nc-viewer", check=False)
         kubectl(kubeconfig, "-n", "default", "delete", "serviceaccount", "nc-viewer", check=False)
+
+
+def test_ctrl_c_mid_run_deletes_what_the_run_created(kubeconfig):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) ends the run within seconds, and every namespace
+    the run labelled is being deleted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def run_namespaces(run_id: str) -> list[str]:
+        out = kubectl(
+            kubeconfig,
+            "get",
+            "ns",
+            "-l",
+            f"netconform.io/run={run_id}",
+            "--no-headers",
+            "-o",
+            "custom-columns=N:.metadata.name,D:.metadata.deletionTimestamp",
+        ).stdout
+        return [line.split() for line in out.strip().splitlines() if line.strip()]
+
+    run_id = "rctrlc" + str(os.getpid())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "conformance",
+            f"--kube-config={kubeconfig}",
+            "-n",
+            "4",
+            "--dist",
+            "loadfile",
+            "-q",
+            "-p",
+            "no:randomly",
+            "--junitxml=/dev/null",
+            "--html=",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "NETCONFORM_RUN_ID": run_id},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        poll("the run to create its namespaces", lambda: len(run_namespaces(run_id)) >= 3, deadline=60)
+        os.killpg(proc.pid, signal.SIGINT)
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert rc != 0
+    left = run_namespaces(run_id)
+    assert all(deleted != "<none>" for _, deleted in left), f"namespaces not being deleted: {left}"
