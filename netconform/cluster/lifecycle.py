@@ -319,10 +319,10 @@ def _rollout_done(cluster: Cluster, ns: str, name: str) -> bool:
 def down(out: Callable[[str], None] = print) -> None:
     """Remove every process, mount, namespace, link, rule, cgroup and state folder of the cluster. Idempotent."""
     fragments = (str(paths.STATE), str(config.RUN))
+    # Every node name this cluster can have, plus any found in the state folder (a killed cluster's).
     node_names = sorted(
-        {p.name for p in (paths.STATE / "nodes").glob("*")} if (paths.STATE / "nodes").exists() else set()
-    ) or [n.name for n in config.nodes(config.MAX_NODES)]
-    node_names = sorted(set(node_names) | {n.name for n in config.nodes(config.MAX_NODES)})
+        {n.name for n in config.nodes(config.MAX_NODES)} | {p.name for p in (paths.STATE / "nodes").glob("*")}
+    )
     # Control plane and node agents first (kubelet would restart containers), then shims and containers.
     pids = list(procs.recorded().values())
     stray = procs.pids_matching(fragments)
