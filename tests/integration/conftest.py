@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -85,7 +86,13 @@ def run_suite(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory):
             cwd=ROOT,
             capture_output=True,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent), **(env or {})},
+            env={
+                **os.environ,
+                "PYTHONPATH": str(Path(__file__).parent),
+                # Each run its own id: its namespaces never collide with a previous run's still terminating.
+                "NETCONFORM_RUN_ID": "r" + secrets.token_hex(3),
+                **(env or {}),
+            },
         )
         seconds = time.monotonic() - started
         run = SuiteRun(proc.returncode, seconds, output=proc.stdout[-6000:] + proc.stderr[-3000:])
