@@ -179,6 +179,34 @@ def check_issued(
     )
 
 
+def annotated_ingress(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    workloads: Workloads,
+    ctrl: IngressController,
+    issuer: str,
+    host: str,
+    colour: str,
+    record_property: Callable[[str, object], None],
+) -> None:
+    """The admin's step: an Ingress annotated with `issuer` and a TLS secret name; then wait for its Certificate
+    (named after the secret) and record how long it took."""
+    __tracebackhide__ = True
+    workloads.apply(
+        workloads.render(
+            "certmanager",
+            "ingress",
+            NAME=issuer,
+            ISSUER=issuer,
+            HOST=host,
+            COLOUR=colour,
+            CLASS=ctrl.ingress_class.name,
+        )
+    )
+    seconds = wait_ready(diagnose, cluster, workloads, f"{issuer}-tls")
+    record_property("seconds_to_ready", f"{seconds:.1f}")
+
+
 def test_certmanager_ca_issuer_certificate_is_served_and_chains_to_the_ca(
     ingress_reach: Precondition,
     diagnose: Diagnose,
@@ -206,19 +234,7 @@ def test_certmanager_ca_issuer_certificate_is_served_and_chains_to_the_ca(
     }
     workloads.apply([secret, *workloads.render("certmanager", "ca-issuer")])
     host = hosts("ca")
-    workloads.apply(
-        workloads.render(
-            "certmanager",
-            "ingress",
-            NAME="ca",
-            ISSUER="ca",
-            HOST=host,
-            COLOUR="blue",
-            CLASS=ingress_controller.ingress_class.name,
-        )
-    )
-    seconds = wait_ready(diagnose, cluster, workloads, "ca-tls")
-    record_property("seconds_to_ready", f"{seconds:.1f}")
+    annotated_ingress(diagnose, cluster, workloads, ingress_controller, "ca", host, "blue", record_property)
     check_issued(diagnose, cluster, workloads, client, ingress_controller, "ca", host, [ca_cert])
 
 
@@ -268,19 +284,7 @@ def test_certmanager_acme_http01_certificate_is_served_and_valid(
         )
     )
     host = hosts("acme")
-    workloads.apply(
-        workloads.render(
-            "certmanager",
-            "ingress",
-            NAME="acme",
-            ISSUER="acme",
-            HOST=host,
-            COLOUR="green",
-            CLASS=ingress_controller.ingress_class.name,
-        )
-    )
-    seconds = wait_ready(diagnose, cluster, workloads, "acme-tls")
-    record_property("seconds_to_ready", f"{seconds:.1f}")
+    annotated_ingress(diagnose, cluster, workloads, ingress_controller, "acme", host, "green", record_property)
     check_issued(
         diagnose, cluster, workloads, client, ingress_controller, "acme", host, roots(client) if roots else None
     )

@@ -111,7 +111,7 @@ def test_cni_pod_mtu_is_not_above_the_node_mtu(
 ) -> None:
     """The pods' eth0 MTU is not above the MTU of the node's own interface (the one with its InternalIP)."""
     node = next(n for n in cluster.info.nodes if n.name == node_name)
-    host = privileged_workloads.client(f"node-{node_name}"[:50], node=node_name, host_network=True)
+    host = privileged_workloads.node_client(node_name)
     out = host.run(["ip", "-o", "addr", "show"]).stdout
     dev = next((line.split()[1] for line in out.splitlines() if f"inet {node.internal_ip}/" in line), None)
     diagnose.check(
@@ -170,7 +170,7 @@ def test_cni_configuration_is_valid_on_every_node(
     node = next(n for n in cluster.info.nodes if n.name == node_name)
     conf_dir = node.cni_conf_dir or cluster.settings.cni_conf_dir
     bin_dir = node.cni_bin_dir or cluster.settings.cni_bin_dir
-    host = privileged_workloads.client(f"node-{node_name}"[:50], node=node_name, host_network=True)
+    host = privileged_workloads.node_client(node_name)
     ls = host.run(["ls", "-1", f"/host{conf_dir}"])
     first = first_config(ls.stdout.split())
     diagnose.check(

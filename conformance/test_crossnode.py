@@ -161,7 +161,7 @@ def test_crossnode_node_to_pod_and_pod_to_node(
 ) -> None:
     """A hostNetwork pod on one node reaches a pod on the other; that pod reaches the first node's address."""
     a, b = node_pair
-    host = privileged_workloads.client(f"node-{a}"[:50], node=a, host_network=True)
+    host = privileged_workloads.node_client(a)
     dst = node_pods[b]
     diagnose.until(
         lambda: probes.tcp_request(host, dst.ip, 8080),

@@ -132,7 +132,7 @@ def test_nodeport_answers_on_localhost_of_every_node(
 ) -> None:
     """On each node itself (a hostNetwork pod), localhost:<nodePort> answers."""
     proxy.require()
-    node_client = privileged_workloads.client(f"node-{node_name}"[:50], node=node_name, host_network=True)
+    node_client = privileged_workloads.node_client(node_name)
     url = f"http://127.0.0.1:{service.node_port()}/hostname"
     diagnose.involve(service.namespace, *web.names)
     expect_backend(

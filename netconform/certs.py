@@ -22,23 +22,24 @@ def new_key() -> Key:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def make_ca(cn: str, days: int = 365) -> tuple[x509.Certificate, Key]:
-    key = new_key()
-    now = dt.datetime.now(dt.UTC)
-    cert = (
+def _builder(
+    subject: x509.Name, issuer: x509.Name, key: Key, not_before: dt.datetime, not_after: dt.datetime, *, ca: bool
+) -> x509.CertificateBuilder:
+    """What every certificate here shares: names, key, serial, validity, basic constraints and key usage."""
+    return (
         x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(cn))
+        .subject_name(subject)
+        .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
+                key_cert_sign=ca,
+                crl_sign=ca,
                 content_commitment=False,
                 key_encipherment=False,
                 data_encipherment=False,
@@ -48,6 +49,14 @@ def make_ca(cn: str, days: int = 365) -> tuple[x509.Certificate, Key]:
             ),
             critical=True,
         )
+    )
+
+
+def make_ca(cn: str, days: int = 365) -> tuple[x509.Certificate, Key]:
+    key = new_key()
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        _builder(_name(cn), _name(cn), key, now - dt.timedelta(minutes=5), now + dt.timedelta(days=days), ca=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -74,31 +83,14 @@ def issue(
     usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
         [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
     )
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn, orgs))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before or now - dt.timedelta(minutes=5))
-        .not_valid_after(not_after or now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_encipherment=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                content_commitment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-    )
+    builder = _builder(
+        _name(cn, orgs),
+        ca_cert.subject,
+        key,
+        not_before or now - dt.timedelta(minutes=5),
+        not_after or now + dt.timedelta(days=days),
+        ca=False,
+    ).add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
     if usages:
         builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]

@@ -13,7 +13,27 @@ import os
 import pytest
 
 from netconform import certs
-from netconform.cluster import procs
+from netconform.cluster import network, procs
+
+FAULT_COMMENT = "netconform-fault"
+
+
+def node_namespaces() -> list[str]:
+    """The network namespaces of the local cluster's nodes."""
+    return sorted(n for n in network.existing_netns() if n.startswith("nc-node-"))
+
+
+def in_nodes(*cmd: str) -> None:
+    """Run a command in every node's network namespace."""
+    for ns in node_namespaces():
+        procs.run(["ip", "netns", "exec", ns, *cmd])
+
+
+def add_rule(table: str, chain: str, *match: str) -> None:
+    """A DROP rule in every node, marked so that `clear_rules` finds it again."""
+    in_nodes(
+        "iptables", "-w", "-t", table, "-I", chain, *match, "-m", "comment", "--comment", FAULT_COMMENT, "-j", "DROP"
+    )
 
 
 def _blackhole_one_backend(item: pytest.Item) -> None:
@@ -21,27 +41,7 @@ def _blackhole_one_backend(item: pytest.Item) -> None:
     pods = sorted(workloads.ready_pods("app=web"), key=lambda p: p["metadata"]["name"])
     victim = pods[0]
     ip = victim["status"]["podIP"]
-    for ns in (n for n in os.listdir("/var/run/netns") if n.startswith("nc-node-")):
-        procs.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "iptables",
-                "-w",
-                "-I",
-                "FORWARD",
-                "-d",
-                ip,
-                "-m",
-                "comment",
-                "--comment",
-                "netconform-fault",
-                "-j",
-                "DROP",
-            ]
-        )
+    add_rule("filter", "FORWARD", "-d", ip)
     print(f"netconform fault: blackholed {victim['metadata']['name']} ({ip})")
 
 
@@ -90,11 +90,11 @@ def pytest_runtest_call(item: pytest.Item) -> None:
 
 def clear_rules() -> None:
     """Remove every rule a fault of this plugin added (by its comment)."""
-    for ns in (n for n in os.listdir("/var/run/netns") if n.startswith("nc-node-")):
+    for ns in node_namespaces():
         for table in ("filter", "raw"):
             rules = procs.run(["ip", "netns", "exec", ns, "iptables", "-w", "-t", table, "-S"], check=False).stdout
             for rule in rules.splitlines():
-                if "netconform-fault" in rule and rule.startswith("-A "):
+                if FAULT_COMMENT in rule and rule.startswith("-A "):
                     args = rule.split()[1:]
                     procs.run(
                         ["ip", "netns", "exec", ns, "iptables", "-w", "-t", table, "-D", *[a.strip('"') for a in args]],

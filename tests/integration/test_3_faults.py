@@ -4,25 +4,15 @@ quickly, with a message that names the cause; the rest stay green; the cluster i
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-from faultplugin import clear_rules
+from faultplugin import FAULT_COMMENT, add_rule, clear_rules, node_namespaces
 
 from conftest import SuiteRun, kubectl
 from netconform.cluster import lifecycle, procs
-
-
-def in_nodes(*cmd: str) -> None:
-    for ns in sorted(n for n in os.listdir("/var/run/netns") if n.startswith("nc-node-")):
-        procs.run(["ip", "netns", "exec", ns, *cmd])
-
-
-def node_names() -> list[str]:
-    return sorted(n for n in os.listdir("/var/run/netns") if n.startswith("nc-node-"))
 
 
 @dataclass
@@ -72,7 +62,7 @@ def scale_coredns(replicas: int) -> Callable[[Ctx], None]:
 
 def stop_kube_proxy(ctx: Ctx) -> None:
     procs.stop_pids([pid for name, pid in procs.recorded().items() if name.startswith("kube-proxy-")], deadline_s=3)
-    for ns in node_names():
+    for ns in node_namespaces():
         chains = procs.run(["ip", "netns", "exec", ns, "iptables", "-w", "-t", "nat", "-S"]).stdout
         for line in chains.splitlines():
             if line.startswith("-N KUBE-"):
@@ -84,7 +74,8 @@ def start_kube_proxy(ctx: Ctx) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         rules = procs.run(
-            ["ip", "netns", "exec", node_names()[0], "iptables", "-w", "-t", "nat", "-S", "KUBE-SERVICES"], check=False
+            ["ip", "netns", "exec", node_namespaces()[0], "iptables", "-w", "-t", "nat", "-S", "KUBE-SERVICES"],
+            check=False,
         ).stdout
         if rules.count("\n") > 3:
             return
@@ -107,24 +98,7 @@ def restore_ingress_controller(ctx: Ctx) -> None:
 def drop_nodeports(ctx: Ctx) -> None:
     # Before DNAT (raw PREROUTING) for traffic arriving at the node, and in OUTPUT for the node's own localhost.
     for chain in ("PREROUTING", "OUTPUT"):
-        in_nodes(
-            "iptables",
-            "-w",
-            "-t",
-            "raw",
-            "-I",
-            chain,
-            "-p",
-            "tcp",
-            "--dport",
-            "30000:32767",
-            "-m",
-            "comment",
-            "--comment",
-            "netconform-fault",
-            "-j",
-            "DROP",
-        )
+        add_rule("raw", chain, "-p", "tcp", "--dport", "30000:32767")
 
 
 def remove_route(ctx: Ctx) -> None:
@@ -291,11 +265,10 @@ def healthy(ctx: Ctx) -> None:
     ctx.wait_rollout("kube-system", "coredns")
     ctx.wait_rollout("netconform-ingress", "traefik")
     assert not lifecycle.ensure_kube_proxy(lifecycle.current()), "kube-proxy was not running"
-    for ns in node_names():
+    for ns in node_namespaces():
         for table in ("filter", "raw"):
             assert (
-                "netconform-fault"
-                not in procs.run(["ip", "netns", "exec", ns, "iptables", "-w", "-t", table, "-S"]).stdout
+                FAULT_COMMENT not in procs.run(["ip", "netns", "exec", ns, "iptables", "-w", "-t", table, "-S"]).stdout
             )
 
 
@@ -305,7 +278,7 @@ def matching(run: SuiteRun, fragments: tuple[str, ...]) -> dict[str, str]:
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
 def test_fault_is_detected_by_exactly_the_expected_checks(fault: Fault, kubeconfig, run_suite, record_property):
-    if fault.name.startswith(("route-", "node-2-")) and "nc-node-2" not in node_names():
+    if fault.name.startswith(("route-", "node-2-")) and "nc-node-2" not in node_namespaces():
         pytest.skip("needs a cluster with 2 nodes")
     ctx = Ctx(kubeconfig)
     fault.inject(ctx)
