@@ -21,7 +21,7 @@ from netconform.errors import WaitTimeout
 from netconform.kube import wait
 from netconform.probes import ProbePod
 
-pytestmark = [pytest.mark.certmanager, pytest.mark.requires("certmanager", "ingress")]
+pytestmark = pytest.mark.certmanager
 
 CM = "cert-manager.io/v1"
 ISSUE_S = 60.0  # measured here: ~2 s for a CA issuer, ~20 s through ACME HTTP-01

@@ -9,9 +9,10 @@ from fixtures.diagnostics import Diagnose
 from fixtures.preconditions import Precondition, service_proxy
 from fixtures.workloads import ServiceRef, Workloads
 from netconform import probes
+from netconform.areas import not_applicable
 from netconform.probes import ProbePod
 
-pytestmark = [pytest.mark.crossnode, pytest.mark.multinode, pytest.mark.requires("crossnode")]
+pytestmark = pytest.mark.crossnode
 
 MIB = 1024 * 1024
 
@@ -247,7 +248,9 @@ def test_crossnode_nodeport_on_every_node_by_traffic_policy(
     every node; Local only where the backend runs, and there the backend sees the client's own address."""
     proxy.require()
     if not cluster.info.local_cluster:
-        pytest.skip("needs a client outside the pod network that may reach node addresses: the local cluster's runner")
+        not_applicable(
+            "needs a client outside the pod network that may reach node addresses: the local cluster's runner"
+        )
     entry, backend_node = node_pair
     backend = node_pods[backend_node]
     svc = remote_service[f"{backend_node}/{policy}"]

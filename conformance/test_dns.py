@@ -11,7 +11,7 @@ from fixtures.workloads import Backend, ServiceRef, Workloads
 from netconform import probes
 from netconform.probes import ProbePod
 
-pytestmark = [pytest.mark.dns, pytest.mark.requires("dns")]
+pytestmark = pytest.mark.dns
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from fixtures.workloads import ServiceRef, Workloads
 from netconform import probes
 from netconform.probes import ProbePod
 
-pytestmark = [pytest.mark.externalname, pytest.mark.requires("dns")]
+pytestmark = pytest.mark.externalname
 
 
 @pytest.fixture(scope="module")

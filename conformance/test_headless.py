@@ -11,7 +11,7 @@ from fixtures.workloads import Backend, ServiceRef, Workloads
 from netconform import probes
 from netconform.probes import ProbePod
 
-pytestmark = [pytest.mark.headless, pytest.mark.requires("dns")]
+pytestmark = pytest.mark.headless
 
 
 @pytest.fixture(scope="module")

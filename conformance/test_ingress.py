@@ -10,9 +10,10 @@ from fixtures.ingress import Hosts, IngressController
 from fixtures.preconditions import Precondition
 from fixtures.workloads import Workloads
 from netconform import probes
+from netconform.areas import not_applicable
 from netconform.probes import HttpResult, ProbePod
 
-pytestmark = [pytest.mark.ingress, pytest.mark.requires("ingress")]
+pytestmark = pytest.mark.ingress
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +164,7 @@ def test_ingress_without_class_is_not_served(
     """An Ingress naming no class, with no default IngressClass, is not served; the same rule with a class is."""
     ingress_reach.require()
     if any(c.default for c in cluster.info.ingress_classes):
-        pytest.skip("a default IngressClass exists: an Ingress without class is rightly served")
+        not_applicable("a default IngressClass exists: an Ingress without class is rightly served")
     workloads.apply(workloads.render("ingress", "noclass", HOST=hosts("noclass")))
     # The classed rules of this module are served meanwhile, so a 404 here is the controller's choice.
     expect_route(

@@ -9,6 +9,7 @@ from fixtures.diagnostics import Diagnose
 from fixtures.preconditions import Precondition, service_proxy
 from fixtures.workloads import Backend, ServiceRef, Workloads
 from netconform import probes
+from netconform.areas import not_applicable, unsupported
 from netconform.probes import HttpResult, ProbePod
 
 pytestmark = pytest.mark.nodeport
@@ -38,7 +39,7 @@ def proxy(cluster: ClusterHandle, client: ProbePod, service: ServiceRef) -> Prec
 def node_ip(cluster: ClusterHandle, name: str) -> str:
     ip = next((n.internal_ip for n in cluster.info.nodes if n.name == name), None)
     if not ip:
-        pytest.skip(f"node {name} has no InternalIP")
+        unsupported("nodeport", f"node {name} has no InternalIP", cluster.settings.require)
     return ip
 
 
@@ -105,7 +106,7 @@ def test_nodeport_answers_on_every_node_from_the_runner(
     """From the machine running the suite, <node InternalIP>:<nodePort> answers, where node addresses are reachable."""
     proxy.require()
     if not cluster.info.local_cluster:
-        pytest.skip("whether the runner may reach node addresses is known only on netconform's local cluster")
+        not_applicable("whether the runner may reach node addresses is known only on netconform's local cluster")
     url = f"http://{node_ip(cluster, node_name)}:{service.node_port()}/hostname"
 
     diagnose.involve(service.namespace, *web.names)

@@ -20,12 +20,19 @@ from fixtures.workloads import Workloads
 from netconform import certs, probes
 from netconform.probes import ProbePod, TlsResult
 
-pytestmark = [pytest.mark.tls, pytest.mark.requires("tls")]
+pytestmark = pytest.mark.tls
+
+
+@pytest.fixture(autouse=True)
+def controller_serves_https(cluster: ClusterHandle, ingress_controller: IngressController) -> None:
+    """Every TLS check needs an HTTPS port on the controller's Service."""
+    svc = ingress_controller.service
+    if not svc.https_port:
+        cluster.require("tls", f"controller Service {svc.namespace}/{svc.name} has no HTTPS port")
 
 
 def https_port(ctrl: IngressController) -> int:
-    if not ctrl.service.https_port:
-        pytest.skip(f"controller Service {ctrl.service.namespace}/{ctrl.service.name} has no HTTPS port")
+    assert ctrl.service.https_port, "checked by controller_serves_https"
     return ctrl.service.https_port
 
 
@@ -164,7 +171,9 @@ def test_tls_http_redirects_to_https(
     """Where the controller profile supports it, HTTP for a TLS host redirects to https://, same host and path."""
     ingress_reach.require()
     if ingress_controller.profile.redirect_annotations is None:
-        pytest.skip(f"controller profile {ingress_controller.profile.name} has no HTTP->HTTPS redirect annotation")
+        cluster.require(
+            "tls", f"controller profile {ingress_controller.profile.name} has no HTTP->HTTPS redirect annotation"
+        )
     path = "/some/path"
     want = f"https://{own_cert.host}{path}"
     diagnose.until(

@@ -21,6 +21,7 @@ class NodeInfo:
     cni_conf_dir: str | None = None  # from the node annotation netconform.io/cni-conf-dir, if any
     cni_bin_dir: str | None = None
     local: bool = False  # a node of netconform's own local cluster
+    provider_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,14 @@ class IngressClassInfo:
     name: str
     controller: str
     default: bool
+
+
+@dataclass(frozen=True)
+class LoadBalancerInfo:
+    """What the API says about LoadBalancer Services: an implementation found, none at all, or cannot tell."""
+
+    implementation: str | None = None  # e.g. "MetalLB", "cloud provider aws"
+    absent: str | None = None  # why the cluster surely has none; None when it has one or cannot tell
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class ClusterInfo:
     cluster_domain: str
     ingress_classes: tuple[IngressClassInfo, ...]
     cert_manager: bool
+    loadbalancer: LoadBalancerInfo = field(default_factory=LoadBalancerInfo)
     cni_config: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -55,6 +65,15 @@ class ClusterInfo:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+
+def info_from_dict(doc: dict[str, Any]) -> ClusterInfo:
+    """The inverse of `dataclasses.asdict(ClusterInfo)`: how xdist workers receive the controller's detection."""
+    d = dict(doc)
+    d["nodes"] = tuple(NodeInfo(**{**n, "pod_cidrs": tuple(n["pod_cidrs"])}) for n in d["nodes"])
+    d["ingress_classes"] = tuple(IngressClassInfo(**c) for c in d["ingress_classes"])
+    d["loadbalancer"] = LoadBalancerInfo(**d["loadbalancer"])
+    return ClusterInfo(**d)
 
 
 def node_info(obj: dict[str, Any]) -> NodeInfo:
@@ -75,6 +94,7 @@ def node_info(obj: dict[str, Any]) -> NodeInfo:
         ann.get("netconform.io/cni-conf-dir"),
         ann.get("netconform.io/cni-bin-dir"),
         labels.get("netconform.io/local-cluster") == "true",
+        spec.get("providerID") or None,
     )
 
 
@@ -97,6 +117,46 @@ def pick_ingress_class(classes: tuple[IngressClassInfo, ...], wanted: str | None
     return classes[0] if len(classes) == 1 else None
 
 
+#: API groups whose presence means a LoadBalancer implementation is installed.
+LB_API_GROUPS = {"metallb.io": "MetalLB", "purelb.io": "PureLB", "loxilb.io": "LoxiLB"}
+#: providerID schemes of clouds whose cloud controller provisions load balancers.
+CLOUD_SCHEMES = (
+    "aws",
+    "gce",
+    "azure",
+    "openstack",
+    "digitalocean",
+    "linode",
+    "hcloud",
+    "oci",
+    "ibm",
+    "alicloud",
+    "vsphere",
+    "exoscale",
+    "scaleway",
+    "ovh",
+    "upcloud",
+    "vultr",
+    "civo",
+)
+
+
+def loadbalancer_info(nodes: tuple[NodeInfo, ...], api_groups: set[str], cilium_lb_pools: bool) -> LoadBalancerInfo:
+    """Find a LoadBalancer implementation from the API alone (no Service is created to find out)."""
+    for group, name in LB_API_GROUPS.items():
+        if group in api_groups:
+            return LoadBalancerInfo(implementation=name)
+    if cilium_lb_pools:
+        return LoadBalancerInfo(implementation="Cilium LB IPAM")
+    schemes = {n.provider_id.split(":", 1)[0] for n in nodes if n.provider_id}
+    clouds = sorted(s for s in schemes if s in CLOUD_SCHEMES)
+    if clouds:
+        return LoadBalancerInfo(implementation=f"cloud provider {clouds[0]}")
+    if nodes and all(n.local for n in nodes):
+        return LoadBalancerInfo(absent="netconform's local cluster runs no LoadBalancer implementation")
+    return LoadBalancerInfo()
+
+
 def detect(kube: Kube, provider: str) -> ClusterInfo:
     version = kube.version()
     nodes = tuple(node_info(n) for n in kube.list_objects("v1", "Node"))
@@ -104,6 +164,7 @@ def detect(kube: Kube, provider: str) -> ClusterInfo:
     domain = "cluster.local"
     for n in nodes[:1]:
         domain = _kubelet_cluster_domain(kube, n.name) or domain
+    groups = kube.api_groups()
     classes = tuple(ingress_class_info(c) for c in kube.list_objects("networking.k8s.io/v1", "IngressClass"))
     return ClusterInfo(
         provider=provider,
@@ -116,6 +177,9 @@ def detect(kube: Kube, provider: str) -> ClusterInfo:
         cluster_domain=domain,
         ingress_classes=classes,
         cert_manager=kube.has_kind(*CERT_MANAGER_CRD),
+        loadbalancer=loadbalancer_info(
+            nodes, groups, "cilium.io" in groups and kube.has_kind("cilium.io/v2alpha1", "CiliumLoadBalancerIPPool")
+        ),
     )
 
 

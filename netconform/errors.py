@@ -27,6 +27,18 @@ class Forbidden(NetconformError):
     exit_code = 4
 
 
+class AdmissionDenied(NetconformError):
+    """The server refused an object for a reason other than RBAC (Pod Security, quota, a webhook, a policy)."""
+
+    exit_code = 4
+
+
+class ImageUnavailable(NetconformError):
+    """The cluster cannot start the probe image (pull failure, admission); every check shares this cause."""
+
+    exit_code = 5
+
+
 class UsageError(NetconformError):
     """A bad option value."""
 

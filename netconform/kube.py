@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shlex
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import urllib3
+import websocket
 import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -24,12 +26,16 @@ from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 from kubernetes.stream import stream
 from kubernetes.stream.ws_client import ERROR_CHANNEL, STDERR_CHANNEL, STDOUT_CHANNEL
 
-from .errors import BadKubeconfig, ClusterUnreachable, Forbidden, WaitTimeout
+from .errors import AdmissionDenied, BadKubeconfig, ClusterUnreachable, Forbidden, NetconformError, WaitTimeout
 
 FIELD_MANAGER = "netconform"
 RUN_LABEL = "netconform.io/run"
 AREA_LABEL = "netconform.io/area"
 CREATED_ANNOTATION = "netconform.io/created"
+#: Every API request gets a deadline: (connect, read) seconds. No call of this suite waits on the server longer.
+REQUEST_TIMEOUT = (5.0, 15.0)
+#: The deadline of the one request that confirms the API server is gone before the run gives up on it.
+CONFIRM_TIMEOUT = (3.0, 3.0)
 Obj = dict[str, Any]
 T = TypeVar("T")
 
@@ -53,6 +59,12 @@ class Kube:
     kubeconfig: str | None
     context: str | None
     _dyn: DynamicClient | None = field(default=None, repr=False)
+    #: Set once the API server stopped answering: every later call fails at once with this line.
+    unreachable: str | None = None
+
+    @property
+    def server(self) -> str:
+        return str(self.api.configuration.host)
 
     # -- plumbing -------------------------------------------------------------------------------------------
     @property
@@ -75,10 +87,22 @@ class Kube:
         return " ".join(parts) + " " + shlex.join(args)
 
     def version(self) -> str:
-        return str(_call(lambda: k8s.VersionApi(self.api).get_code(), "get", "/version", None).git_version)
+        return str(self._call(lambda: k8s.VersionApi(self.api).get_code(), "get", "/version", None).git_version)
+
+    def api_groups(self) -> set[str]:
+        """The API groups the server serves (one discovery request)."""
+        out = self._call(lambda: k8s.ApisApi(self.api).get_api_versions(), "get", "/apis", None)
+        return {g.name for g in out.groups or []}
 
     def node_proxy(self, node: str, path: str) -> str:
-        return str(self.core.connect_get_node_proxy_with_path(node, path, _request_timeout=3))
+        return str(
+            self._call(
+                lambda: self.core.connect_get_node_proxy_with_path(node, path, _request_timeout=3),
+                "get",
+                "nodes/proxy",
+                None,
+            )
+        )
 
     def allowed(self, verb: str, resource: str, group: str = "", subresource: str = "") -> bool:
         """Whether these credentials may do `verb` on `resource` (a SelfSubjectAccessReview)."""
@@ -89,11 +113,11 @@ class Kube:
             "kind": "SelfSubjectAccessReview",
             "spec": {"resourceAttributes": attrs},
         }
-        out = _call(lambda: review.create(body=body), "create", "selfsubjectaccessreviews", None)
+        out = self._call(lambda: review.create(body=body), "create", "selfsubjectaccessreviews", None)
         return bool(out.status.allowed)
 
     def resource(self, api_version: str, kind: str) -> Any:
-        return self.dyn.resources.get(api_version=api_version, kind=kind)
+        return self._call(lambda: self.dyn.resources.get(api_version=api_version, kind=kind), "discover", kind, None)
 
     def has_kind(self, api_version: str, kind: str) -> bool:
         try:
@@ -115,7 +139,7 @@ class Kube:
             if res.namespaced:
                 ns = doc["metadata"].get("namespace") or namespace
                 doc["metadata"]["namespace"] = ns
-            out = _call(
+            out = self._call(
                 functools.partial(
                     res.server_side_apply,
                     body=doc,
@@ -134,7 +158,7 @@ class Kube:
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
         res = self.resource(api_version, kind)
         try:
-            return _call(lambda: res.get(name=name, namespace=namespace), "get", kind, namespace).to_dict()
+            return self._call(lambda: res.get(name=name, namespace=namespace), "get", kind, namespace).to_dict()
         except NotFoundError:
             return None
 
@@ -142,7 +166,7 @@ class Kube:
         self, api_version: str, kind: str, namespace: str | None = None, selector: str | None = None
     ) -> list[Obj]:
         res = self.resource(api_version, kind)
-        out = _call(lambda: res.get(namespace=namespace, label_selector=selector), "list", kind, namespace)
+        out = self._call(lambda: res.get(namespace=namespace, label_selector=selector), "list", kind, namespace)
         return [i for i in out.to_dict().get("items", [])]
 
     def delete(
@@ -151,7 +175,7 @@ class Kube:
         res = self.resource(api_version, kind)
         body = {"gracePeriodSeconds": grace} if grace is not None else None
         try:
-            _call(lambda: res.delete(name=name, namespace=namespace, body=body), "delete", kind, namespace)
+            self._call(lambda: res.delete(name=name, namespace=namespace, body=body), "delete", kind, namespace)
         except NotFoundError:
             pass
 
@@ -172,7 +196,7 @@ class Kube:
         )
         if container:
             kwargs["container"] = container
-        ws = _call(
+        ws = self._call(
             lambda: stream(self.core.connect_get_namespaced_pod_exec, pod, namespace, **kwargs),
             "create",
             "pods/exec",
@@ -202,16 +226,23 @@ class Kube:
 
     def logs(self, namespace: str, pod: str, tail: int = 50) -> str:
         try:
-            return self.core.read_namespaced_pod_log(pod, namespace, tail_lines=tail, timestamps=False)
-        except k8s.ApiException as e:
-            return f"(logs unavailable: {e.status} {e.reason})"
+            return str(
+                self._call(
+                    lambda: self.core.read_namespaced_pod_log(pod, namespace, tail_lines=tail, timestamps=False),
+                    "get",
+                    "pods/log",
+                    namespace,
+                )
+            )
+        except (k8s.ApiException, NetconformError) as e:
+            return f"(logs unavailable: {_reason(e)})"
 
     def events(self, namespace: str, names: Iterable[str] | None = None) -> list[str]:
         wanted = set(names or [])
         try:
-            items = self.core.list_namespaced_event(namespace).items
-        except k8s.ApiException as e:
-            return [f"(events unavailable: {e.status} {e.reason})"]
+            items = self._call(lambda: self.core.list_namespaced_event(namespace), "list", "events", namespace).items
+        except (k8s.ApiException, NetconformError) as e:
+            return [f"(events unavailable: {_reason(e)})"]
         lines = []
         for ev in sorted(items, key=lambda e: str(e.last_timestamp or e.event_time or "")):
             obj = ev.involved_object
@@ -219,6 +250,37 @@ class Kube:
                 continue
             lines.append(f"{ev.type} {obj.kind}/{obj.name} {ev.reason}: {ev.message}")
         return lines
+
+    # -- every request goes through here ---------------------------------------------------------------------
+    def _call(self, fn: Callable[[], T], verb: str, resource: str, namespace: str | None) -> T:
+        """Run one API request; turn transport, permission and admission errors into one-line errors.
+
+        A request that gets no answer is confirmed with one short request; if that fails too, the server is
+        taken as gone for the rest of the process: every later call fails at once instead of waiting again.
+        """
+        if self.unreachable:
+            raise ClusterUnreachable(self.unreachable)
+        try:
+            return fn()
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            self._lost(_short(e))
+        except Exception as e:  # ApiException, the dynamic client's own errors, websocket handshake errors
+            status = getattr(e, "status", None)
+            if status == 0 and not _http_status(e):  # the websocket never connected
+                self._lost(_short(e))
+            refusal = refusal_error(e, verb, resource, namespace)
+            if refusal is not None:
+                raise refusal from None
+            raise
+
+    def _lost(self, why: str) -> NoReturn:
+        where = f"the API server at {self.server}"
+        try:
+            k8s.VersionApi(self.api).get_code(_request_timeout=CONFIRM_TIMEOUT)
+        except Exception:
+            self.unreachable = f"{where} stopped answering ({why})"
+            raise ClusterUnreachable(self.unreachable) from None
+        raise ClusterUnreachable(f"{where} did not answer one request ({why}); it answers again") from None
 
 
 def _exit_code(status: str) -> int:
@@ -241,30 +303,59 @@ def _with_labels(doc: Obj, labels: dict[str, str]) -> Obj:
     return doc
 
 
-def _call(fn: Callable[[], T], verb: str, resource: str, namespace: str | None) -> T:
-    """Turn transport and permission errors into one-line errors that name what was refused."""
+def _status_body(e: Exception) -> dict[str, Any]:
+    """The Status object the server sent with an error, if any (REST body or websocket handshake body)."""
+    body = getattr(e, "body", None)
+    text = body.decode() if isinstance(body, bytes) else body
+    if not text:
+        # A refused websocket handshake: "Handshake status 403 Forbidden -+-+- {headers} -+-+- b'{...}'".
+        reason = str(getattr(e, "reason", "") or "")
+        at = reason.rfind("b'{")
+        text = reason[at + 2 :].rstrip("'\" ") if at >= 0 else ""
     try:
-        return fn()
-    except urllib3.exceptions.HTTPError as e:
-        raise ClusterUnreachable(f"the API server did not answer: {_short(e)}") from None
-    except k8s.ApiException as e:
-        if e.status == 403:
-            where = f" in namespace {namespace}" if namespace else " (cluster scope)"
-            raise Forbidden(
-                f"permission denied: cannot {verb} {resource}{where}; the credentials need that RBAC permission"
-            ) from None
-        if e.status == 401:
-            raise Forbidden("the API server rejected the credentials (401 Unauthorized)") from None
-        raise
-    except Exception as e:  # the dynamic client raises its own ForbiddenError
-        if type(e).__name__ == "ForbiddenError":
-            where = f" in namespace {namespace}" if namespace else " (cluster scope)"
-            raise Forbidden(
-                f"permission denied: cannot {verb} {resource}{where}; the credentials need that RBAC permission"
-            ) from None
-        if type(e).__name__ == "UnauthorizedError":
-            raise Forbidden("the API server rejected the credentials (401 Unauthorized)") from None
-        raise
+        doc = yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _http_status(e: Exception) -> int | None:
+    status = getattr(e, "status", None)
+    if status:
+        return int(status)
+    code = _status_body(e).get("code")
+    if code:
+        return int(code)
+    m = re.search(r"Handshake status (\d{3})", str(getattr(e, "reason", "") or e))
+    return int(m.group(1)) if m else None
+
+
+#: How the RBAC authorizer words a denial: `User "x" cannot create resource "pods" in API group ""`.
+RBAC_DENIAL = re.compile(r"cannot [a-z]+ resource")
+
+
+def refusal_error(e: Exception, verb: str, resource: str, namespace: str | None) -> NetconformError | None:
+    """A 401, an RBAC denial or an admission refusal as one line in the server's own words; None otherwise."""
+    status = _http_status(e)
+    message = str(_status_body(e).get("message") or "").strip()
+    where = f" in namespace {namespace}" if namespace else " (cluster scope)"
+    if status == 401:
+        return Forbidden("the API server rejected the credentials (401 Unauthorized)")
+    if status == 403 and (RBAC_DENIAL.search(message) or not message):
+        return Forbidden(
+            f"permission denied: cannot {verb} {resource}{where}; the credentials need that RBAC permission"
+            + (f" (server: {message})" if message else "")
+        )
+    if status in (400, 403, 422) and verb in ("create", "patch", "update") and message:
+        # Pod Security, ResourceQuota, LimitRange, a validating webhook, a policy: not a missing permission.
+        return AdmissionDenied(f"the API server refused to {verb} {resource}{where}: {message}")
+    return None
+
+
+def _reason(e: Exception) -> str:
+    if isinstance(e, NetconformError):
+        return str(e)
+    return f"{getattr(e, 'status', '?')} {getattr(e, 'reason', e)}"
 
 
 def _short(e: Exception) -> str:
@@ -294,7 +385,7 @@ def connect(kubeconfig: str | None = None, context: str | None = None, timeout_s
             if not file.exists():
                 raise BadKubeconfig(f"kubeconfig {file} does not exist")
             try:
-                contexts, _ = k8s_config.list_kube_config_contexts(config_file=str(file))
+                contexts, active = k8s_config.list_kube_config_contexts(config_file=str(file))
             except (yaml.YAMLError, ConfigException, TypeError, AttributeError) as e:
                 raise BadKubeconfig(f"kubeconfig {file} does not parse: {str(e).splitlines()[0]}") from None
             names = [c["name"] for c in contexts or []]
@@ -306,10 +397,14 @@ def connect(kubeconfig: str | None = None, context: str | None = None, timeout_s
                 config_file=str(file), context=context, client_configuration=cfg, persist_config=False
             )
             kubeconfig = str(file)
+            context = context or (active or {}).get("name")  # the report names the context that was tested
     except ConfigException as e:
         raise BadKubeconfig(f"cannot use kubeconfig: {e}") from None
     cfg.retries = 0
     api = k8s.ApiClient(cfg)
+    _default_timeout(api, REQUEST_TIMEOUT)
+    # The exec websocket's connect and reads get the same deadline (the client sets none of its own).
+    websocket.setdefaulttimeout(REQUEST_TIMEOUT[1])
     kube = Kube(api, kubeconfig, context)
     try:
         k8s.VersionApi(api).get_code(_request_timeout=timeout_s)
@@ -320,6 +415,19 @@ def connect(kubeconfig: str | None = None, context: str | None = None, timeout_s
             raise Forbidden(f"the API server at {cfg.host} refused the credentials ({e.status} {e.reason})") from None
         raise ClusterUnreachable(f"the API server at {cfg.host} answered {e.status} {e.reason}") from None
     return kube
+
+
+def _default_timeout(api: k8s.ApiClient, timeout: tuple[float, float]) -> None:
+    """Give every request of this client a deadline unless the call names its own."""
+    rest = api.rest_client
+    request = rest.request
+
+    def with_deadline(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("_request_timeout"):
+            kwargs["_request_timeout"] = timeout
+        return request(*args, **kwargs)
+
+    rest.request = with_deadline  # type: ignore[method-assign]
 
 
 def _in_cluster() -> bool:

@@ -1,17 +1,117 @@
 """The suite's options, registered by an installed pytest plugin (entry point `pytest11`).
 
-Options must be known before pytest parses the command line: an option added only by a conftest plugin is
-unknown while pytest picks its rootdir, so `--kube-config PATH` (with a space) would be taken for a test path.
+pytest picks its rootdir and ini file before it loads any plugin, so for that one decision `--kube-config PATH`
+(with a space) reads as a test path: the run would pick the kubeconfig's folder as rootdir, lose pyproject.toml
+(markers, testpaths) and collect whatever test files lie in the current folder, the project's own tests included.
+Options are known by the time this plugin's earliest hook runs, before anything is collected or printed: if the
+command line used the space form, or came from a folder that is not the suite's, the run starts over once with
+`--opt=value` and the suite's own ini file and test folder.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
 import pytest
 
+from . import areas
 from .errors import UsageError
 from .settings import OPTIONS, Settings, resolve
 
 SETTINGS = pytest.StashKey[Settings]()
+ROOT = Path(__file__).resolve().parent.parent
+SUITE_INI = ROOT / "pyproject.toml"
+SUITE_DIR = ROOT / "conformance"
+REEXEC_ENV = "NETCONFORM_REEXEC"
+VALUE_FLAGS = frozenset(opt.flag for opt in OPTIONS)
+
+
+def joined_options(args: Sequence[str], flags: frozenset[str] = VALUE_FLAGS) -> list[str]:
+    """`--opt value` -> `--opt=value` for the suite's options (up to a bare `--`)."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            out.extend(args[i:])
+            break
+        if arg in flags and i + 1 < len(args):
+            out.append(f"{arg}={args[i + 1]}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
+def uses_suite_options(args: Sequence[str]) -> bool:
+    return any(a.split("=", 1)[0] in VALUE_FLAGS for a in args)
+
+
+def has_test_paths(args: Sequence[str]) -> bool:
+    """Whether the (joined) command line names test paths or node ids of its own."""
+    takes_value = {
+        "-k",
+        "-m",
+        "-n",
+        "-p",
+        "-c",
+        "-o",
+        "--dist",
+        "--rootdir",
+        "--junitxml",
+        "--html",
+        "--maxfail",
+        "--timeout",
+        "--tx",
+        "--basetemp",
+        "--confcutdir",
+        "--deselect",
+        "--ignore",
+    }
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg in takes_value:
+            skip = True
+            continue
+        if not arg.startswith("-"):
+            return True
+    return False
+
+
+def restart_args(args: Sequence[str], inipath: Path | None) -> list[str] | None:
+    """The command line to start over with, or None when this one is already read as the suite means it."""
+    fixed = joined_options(args)
+    foreign = inipath is None or inipath.resolve() != SUITE_INI
+    if foreign and (uses_suite_options(fixed) or inipath is None) and SUITE_INI.exists():
+        fixed = ["-c", str(SUITE_INI), "--rootdir", str(ROOT), *fixed]
+        if not has_test_paths(fixed):
+            fixed.append(str(SUITE_DIR))
+    return fixed if fixed != list(args) else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """Start over once when pytest chose its rootdir from a misread command line (see the module docstring)."""
+    args = list(early_config.invocation_params.args)
+    if os.environ.get(REEXEC_ENV) or os.environ.get("PYTEST_XDIST_WORKER") or args != sys.argv[1:]:
+        return  # already restarted, an xdist worker, or pytest run in-process by a test
+    again = restart_args(args, early_config.inipath)
+    if again is None:
+        return
+    os.environ[REEXEC_ENV] = "1"
+    capman = early_config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:  # pytest already captures fds 1 and 2 here; the new process must get the real ones
+        capman.stop_global_capturing()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "pytest", *again])
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -23,6 +123,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    for line in areas.marker_lines():
+        config.addinivalue_line("markers", line)
     cli = {opt.name: config.getoption(f"nc_{opt.name}") for opt in OPTIONS}
     ini = {opt.ini: config.getini(opt.ini) for opt in OPTIONS}
     try:

@@ -7,26 +7,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .areas import NAMES as AREA_NAMES
 from .errors import UsageError
 
 PROVIDERS = ("kubeconfig", "kind", "local")
-#: Capabilities a check may need; `--require` turns their skips into failures.
-CAPABILITIES = (
-    "cni",
-    "clusterip",
-    "dns",
-    "nodeport",
-    "loadbalancer",
-    "headless",
-    "externalname",
-    "endpoints",
-    "ingress",
-    "tls",
-    "certmanager",
-    "crossnode",
-    "multinode",
-    "privileged",
-)
 DEFAULT_IMAGE = "netconform.local/toolbox:v1"
 
 
@@ -55,10 +39,10 @@ def _provider(v: str) -> str:
 
 def _require(v: str) -> frozenset[str]:
     items = frozenset(x.strip() for x in v.split(",") if x.strip())
-    unknown = sorted(items - set(CAPABILITIES) - {"all"})
+    unknown = sorted(items - set(AREA_NAMES) - {"all"})
     if unknown:
-        raise ValueError(f"unknown area {', '.join(unknown)}; known: {', '.join(CAPABILITIES)}, all")
-    return frozenset(CAPABILITIES) if "all" in items else items
+        raise ValueError(f"unknown area {', '.join(unknown)}; known: {', '.join(AREA_NAMES)}, all")
+    return frozenset(AREA_NAMES) if "all" in items else items
 
 
 def _positive_float(v: str) -> float:
@@ -95,7 +79,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "require",
         "--require",
-        "comma-separated areas whose capability skips become failures (or 'all')",
+        "comma-separated areas (or 'all') that must run: an unsupported check of these fails instead of skipping",
         frozenset(),
         _require,
     ),
@@ -109,6 +93,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "ingress_domain", "--ingress-domain", "DNS suffix of the test hosts used in Ingress rules", "netconform.test"
+    ),
+    Option(
+        "lb_wait",
+        "--lb-wait",
+        "seconds a LoadBalancer Service may take to get an address (cloud provisioning)",
+        180.0,
+        _positive_float,
     ),
     Option("timeout_scale", "--timeout-scale", "multiply every deadline by this factor", 1.0, _positive_float),
     Option("external_name", "--external-name", "target of the ExternalName check (default: the API Service FQDN)"),
@@ -132,6 +123,7 @@ class Settings:
     ingress_class: str | None = None
     ingress_service: str | None = None
     ingress_domain: str = "netconform.test"
+    lb_wait: float = 180.0
     timeout_scale: float = 1.0
     external_name: str | None = None
     acme_server: str | None = None

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from fixtures.cluster import ClusterHandle, missing_capability
+from fixtures.cluster import ClusterHandle
+from netconform import areas
 from netconform.capabilities import (
     ClusterInfo,
     IngressClassInfo,
@@ -35,7 +36,12 @@ def info(nodes=2, classes=NGINX, cert_manager=False):
 
 
 def handle(i, **opts):
-    return ClusterHandle(kube=None, info=i, settings=resolve(opts, env={}))
+    return ClusterHandle(kube=None, info=i, settings=resolve(opts, env={}), provided=None)
+
+
+def missing_capability(h, area):
+    found = areas.missing(area, h.info, h.settings)
+    return found[1] if found else None
 
 
 def test_header_names_provider_version_nodes_dns_and_classes():
@@ -58,7 +64,8 @@ def test_cluster_info_json_round_trips():
 
 def test_crossnode_needs_two_schedulable_nodes():
     assert (
-        missing_capability(handle(info(nodes=1)), "crossnode") == "needs at least 2 schedulable nodes (cluster has 1)"
+        missing_capability(handle(info(nodes=1)), "crossnode")
+        == "needs at least 2 schedulable Ready nodes (cluster has 1)"
     )
     assert missing_capability(handle(info(nodes=3)), "crossnode") is None
 
@@ -74,9 +81,9 @@ def test_ingress_capability_and_class_choice():
 
 def test_require_turns_a_skip_into_a_failure():
     h = handle(info(), require="certmanager")
-    with pytest.raises(pytest.fail.Exception, match="required capability 'certmanager' missing"):
+    with pytest.raises(pytest.fail.Exception, match="required area 'certmanager' is unsupported"):
         h.require("certmanager", missing_capability(h, "certmanager"))
-    with pytest.raises(pytest.skip.Exception, match="cert-manager CRDs"):
+    with pytest.raises(areas.Unsupported, match="cert-manager CRDs"):
         handle(info()).require("certmanager", missing_capability(handle(info()), "certmanager"))
 
 
@@ -95,7 +102,7 @@ def test_node_and_class_parsing_from_api_objects():
             },
         }
     )
-    assert n == NodeInfo("a", "1.2.3.4", ("10.244.1.0/24",), False, True, "/x", None, True)
+    assert n == NodeInfo("a", "1.2.3.4", ("10.244.1.0/24",), False, True, "/x", None, True, None)
     c = ingress_class_info(
         {
             "metadata": {"name": "x", "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},

@@ -2,8 +2,9 @@
 
 import pytest
 
+from netconform.areas import NAMES as AREA_NAMES
 from netconform.errors import UsageError
-from netconform.settings import CAPABILITIES, resolve
+from netconform.settings import resolve
 
 
 def test_default_when_nothing_is_given():
@@ -22,7 +23,7 @@ def test_command_line_beats_environment_beats_ini():
 
 
 def test_require_all_expands_to_every_capability():
-    assert resolve({"require": "all"}, env={}).require == frozenset(CAPABILITIES)
+    assert resolve({"require": "all"}, env={}).require == frozenset(AREA_NAMES)
     assert resolve({"require": "ingress, dns"}, env={}).require == {"ingress", "dns"}
 
 
