@@ -2,6 +2,9 @@
 
 pytest_plugins = [
     "fixtures.options",
+    # Before fixtures.cluster: hooks of equal priority run last-registered first, and the image probe's session
+    # start needs the connection that fixtures.cluster makes in its own.
+    "fixtures.image_probe",
     "fixtures.cluster",
     "fixtures.namespaces",
     "fixtures.workloads",

@@ -18,7 +18,7 @@ REPLICAS = 3
 
 @pytest.fixture(scope="module")
 def web(workloads: Workloads) -> Backend:
-    """Three netexec replicas that answer with their hostname."""
+    """Three nc-echo replicas that answer with their hostname."""
     return workloads.server("web", replicas=REPLICAS)
 
 

@@ -19,7 +19,7 @@ MIB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def node_pods(cluster: ClusterHandle, workloads: Workloads) -> dict[str, ProbePod]:
-    """One netexec pod pinned to each node (server and client at once); node name -> pod."""
+    """One nc-echo pod pinned to each node (server and client at once); node name -> pod."""
     pods = {}
     for i, node in enumerate(n.name for n in cluster.info.schedulable_nodes):
         docs = workloads.render("common", "server", NAME=f"pin{i}", REPLICAS=1)

@@ -24,7 +24,7 @@ def web(workloads: Workloads) -> Backend:
 
 @pytest.fixture(scope="module")
 def service(workloads: Workloads, web: Backend) -> ServiceRef:
-    """A NodePort Service (externalTrafficPolicy Cluster) in front of the netexec replicas."""
+    """A NodePort Service (externalTrafficPolicy Cluster) in front of the nc-echo replicas."""
     svc = workloads.service("nodeport", "service", NAME="web", APP="web", POLICY="Cluster")
     workloads.wait_endpoints("web", web.ips)
     return svc

@@ -95,6 +95,22 @@ def _cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rbac(args: argparse.Namespace) -> int:
+    """Print the suite's least rights: the ClusterRoles and bindings for a ServiceAccount (default) or a user."""
+    from . import rbac
+
+    if args.user:
+        docs = rbac.user_documents(args.user, args.privileged)
+    else:
+        namespace, _, name = args.serviceaccount.rpartition("/")
+        if not namespace or not name:
+            print("netconform: --serviceaccount takes NAMESPACE/NAME", file=sys.stderr)
+            return 2
+        docs = rbac.service_account_documents(namespace, name, args.privileged)
+    print(rbac.dump(docs), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="netconform", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
@@ -120,6 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kube-context", default=None)
     p.add_argument("--older-than", type=float, default=600.0, help="seconds (default 600)")
     p.set_defaults(func=_cleanup)
+    p = sub.add_parser("rbac", help="print the exact rights the suite needs (ClusterRoles and bindings)")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument(
+        "--serviceaccount", default="default/netconform", help="NAMESPACE/NAME (default default/netconform)"
+    )
+    who.add_argument("--user", help="bind to this user instead of a ServiceAccount")
+    p.add_argument("--privileged", action="store_true", help="also the privileged extras (nodes/proxy)")
+    p.set_defaults(func=_rbac)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

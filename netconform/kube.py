@@ -89,6 +89,16 @@ class Kube:
     def version(self) -> str:
         return str(self._call(lambda: k8s.VersionApi(self.api).get_code(), "get", "/version", None).git_version)
 
+    def answers(self, timeout: tuple[float, float] = CONFIRM_TIMEOUT) -> bool:
+        """Whether the API server answers one short request now (never raises)."""
+        if self.unreachable:
+            return False
+        try:
+            k8s.VersionApi(self.api).get_code(_request_timeout=timeout)
+            return True
+        except Exception:
+            return False
+
     def api_groups(self) -> set[str]:
         """The API groups the server serves (one discovery request)."""
         out = self._call(lambda: k8s.ApisApi(self.api).get_api_versions(), "get", "/apis", None)
@@ -461,27 +471,11 @@ def wait(
         time.sleep(interval_s)
 
 
-#: What the suite does with its credentials: (verb, resource, API group, subresource, why).
-REQUIRED_PERMISSIONS = (
-    ("list", "nodes", "", "", "to find the nodes and their addresses"),
-    ("create", "namespaces", "", "", "to create a namespace per test module"),
-    ("delete", "namespaces", "", "", "to clean up its namespaces"),
-    ("patch", "deployments", "apps", "", "to apply the test workloads"),
-    ("patch", "services", "", "", "to apply the test Services"),
-    ("create", "pods", "", "exec", "to run the probes inside pods"),
-    ("list", "endpointslices", "discovery.k8s.io", "", "to check Service readiness"),
-)
-
-
 def preflight(kube: Kube) -> None:
-    """Fail before anything is created when the credentials lack a permission the suite needs."""
-    for verb, resource, group, sub, why in REQUIRED_PERMISSIONS:
-        if not kube.allowed(verb, resource, group, sub):
-            name = f"{resource}/{sub}" if sub else resource
-            raise Forbidden(
-                f"permission denied: the credentials cannot {verb} {name}"
-                f"{' (' + group + ')' if group else ''}, needed {why}"
-            )
+    """Fail before anything is created when the credentials lack any of the suite's rights (all named at once)."""
+    from . import rbac
+
+    rbac.preflight(kube)
 
 
 def sweep_namespaces(kube: Kube, older_than_s: float, current_run: str | None) -> list[str]:

@@ -346,7 +346,7 @@ def tcp_request(pod: ProbePod, ip: str, port: int, path: str = "/hostname", time
 
 
 def udp_request(pod: ProbePod, ip: str, port: int, message: str = "hostname", timeout_s: float = 2) -> TextResult:
-    # agnhost netexec answers a UDP datagram "hostname" with its hostname and "clientip" with the client address.
+    # nc-echo answers a UDP datagram "hostname" with its hostname and "clientip" with the client address.
     cmd = ["sh", "-c", f"echo {shlex.quote(message)} | nc -u -W1 -w{int(timeout_s)} {ip} {port}"]
     res = pod.run(cmd, timeout_s=timeout_s + 10)
     text = res.stdout.strip()

@@ -176,6 +176,7 @@ def toolbox_rootfs(say: Callable[[str], None] = print) -> Path:
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
+            timeout=900,  # ~30 s measured; a stalled mirror must not hang `up`
         ).returncode
     if rc != 0:
         raise RuntimeError(f"debootstrap failed (exit {rc}); log {log}")
@@ -243,10 +244,11 @@ def build_archives(bins: dict[str, Path], say: Callable[[str], None] = print) ->
 
     k8s, cm, pebble = bins["kubernetes"], bins["cert-manager"], bins["pebble"]
     agnhost = files("agnhost", {"usr/local/bin/agnhost": k8s / "agnhost"})
+    echo = files("nc-echo", {"usr/local/bin/nc-echo": bins["nc-echo"] / "nc-echo"})
     nonroot = ("65532",)
     write_oci_archive(
         [
-            ImageSpec(names["toolbox"], (rootfs, agnhost), entrypoint=("/usr/local/bin/agnhost",)),
+            ImageSpec(names["toolbox"], (rootfs, agnhost, echo), entrypoint=("/usr/local/bin/agnhost",)),
             ImageSpec(names["pause"], (rootfs, agnhost), entrypoint=("/usr/local/bin/agnhost", "pause")),
             # cert-manager starts solver pods with runAsNonRoot: the image names a numeric non-root user.
             ImageSpec(
@@ -319,5 +321,6 @@ def module_dir(module: str, version: str) -> Path:
         text=True,
         env=build.go_env(),
         cwd="/",
+        timeout=build.GO_TIMEOUT_S,
     ).stdout
     return Path(json.loads(out)["Dir"])

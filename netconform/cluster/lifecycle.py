@@ -16,6 +16,7 @@ from . import build, config, controlplane, images, network, node, paths, pki, pr
 from .config import Node
 
 ADDONS = Path(__file__).parent / "addons"
+KUBECTL_TIMEOUT_S = 120
 
 
 class Stages:
@@ -36,12 +37,11 @@ class Cluster:
     kubeconfig: Path
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [str(self.bins / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
-            input=input,
-            capture_output=True,
-            text=True,
-        )
+        argv = [str(self.bins / "kubectl"), f"--kubeconfig={self.kubeconfig}", "--request-timeout=30s", *args]
+        try:
+            proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=KUBECTL_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"kubectl {' '.join(args)} did not finish within {KUBECTL_TIMEOUT_S} s") from None
         if check and proc.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
         return proc
@@ -85,6 +85,7 @@ def up(
         build.traefik_recipe(),
         build.pebble_recipe(),
         build.cert_manager_recipe(),
+        build.echo_recipe(),
     ]
     bins = {}
     for r in recipes:
@@ -335,7 +336,7 @@ def down(out: Callable[[str], None] = print) -> None:
         out(f"stopped {len(all_pids)} process(es)")
     mounts = _our_mounts(fragments)
     for m in mounts:
-        subprocess.run(["umount", "-l", m], capture_output=True)
+        subprocess.run(["umount", "-l", m], capture_output=True, timeout=30)
     if mounts:
         out(f"unmounted {len(mounts)} mount(s)")
     for item in network.teardown():

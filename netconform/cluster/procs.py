@@ -124,11 +124,19 @@ def pids_matching(fragments: tuple[str, ...]) -> list[int]:
 
 
 def run(
-    argv: list[str], netns: str | None = None, check: bool = True, input: str | None = None
+    argv: list[str],
+    netns: str | None = None,
+    check: bool = True,
+    input: str | None = None,
+    timeout_s: float = 60,
 ) -> subprocess.CompletedProcess[str]:
+    """Run a host command (ip, iptables, mount, ...) with a deadline; a hang becomes an error that names it."""
     if netns:
         argv = ["ip", "netns", "exec", netns, *argv]
-    proc = subprocess.run(argv, capture_output=True, text=True, input=input)
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"`{' '.join(argv)}` did not finish within {timeout_s:.0f} s") from None
     if check and proc.returncode != 0:
         raise RuntimeError(f"`{' '.join(argv)}` exited {proc.returncode}: {proc.stderr.strip()}")
     return proc

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+LOCAL_LABEL = "netconform.io/local-cluster"
 
 
 @dataclass
@@ -50,12 +51,32 @@ def parse_junit(path: Path) -> tuple[dict[str, str], dict[str, str], dict[str, f
     return outcomes, messages, times
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for a suite run: none of the suite's own options or a kubeconfig from the outside leak in,
+    so the run tests exactly the cluster the test names."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETCONFORM_") and k != "KUBECONFIG"}
+    return {**env, **extra}
+
+
 @pytest.fixture(scope="session")
 def kubeconfig() -> str:
-    path = os.environ.get("NETCONFORM_KUBE_CONFIG") or "/var/lib/netconform/admin.kubeconfig"
-    if not Path(path).exists():
-        pytest.fail(f"no local cluster kubeconfig at {path}: run `netconform cluster up` first", pytrace=False)
-    return path
+    """The admin kubeconfig of the local cluster `make test` brought up, after checking it is that cluster.
+
+    Never a cluster named by the suite's options or environment: these tests break and restore the cluster.
+    """
+    from netconform.cluster import lifecycle
+    from netconform.kube import connect
+
+    meta = lifecycle.read_meta()
+    path = lifecycle.paths.KUBECONFIG
+    if not meta or not path.exists():
+        pytest.fail("no local cluster: these tests run only against `netconform cluster up`", pytrace=False)
+    kube = connect(str(path))
+    nodes = kube.list_objects("v1", "Node")
+    foreign = [n["metadata"]["name"] for n in nodes if n["metadata"]["labels"].get(LOCAL_LABEL) != "true"]
+    if not nodes or foreign or len(nodes) != int(str(meta["nodes"])):
+        pytest.fail(f"{kube.server} is not the local cluster (nodes {foreign or 'none'})", pytrace=False)
+    return str(path)
 
 
 @pytest.fixture(scope="session")
@@ -86,13 +107,12 @@ def run_suite(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory):
             cwd=ROOT,
             capture_output=True,
             text=True,
-            env={
-                **os.environ,
-                "PYTHONPATH": str(Path(__file__).parent),
+            env=clean_env(
+                PYTHONPATH=str(Path(__file__).parent),
                 # Each run its own id: its namespaces never collide with a previous run's still terminating.
-                "NETCONFORM_RUN_ID": "r" + secrets.token_hex(3),
+                NETCONFORM_RUN_ID="r" + secrets.token_hex(3),
                 **(env or {}),
-            },
+            ),
         )
         seconds = time.monotonic() - started
         run = SuiteRun(proc.returncode, seconds, output=proc.stdout[-6000:] + proc.stderr[-3000:])

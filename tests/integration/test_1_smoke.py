@@ -11,7 +11,7 @@ import json
 import time
 import urllib.request
 
-from conftest import kubectl
+from conftest import clean_env, kubectl
 
 NS = "nc-smoke"
 MANIFEST = """
@@ -166,10 +166,13 @@ def test_missing_permission_is_one_line_and_creates_nothing(kubeconfig, tmp_path
             capture_output=True,
             text=True,
             timeout=60,
+            env=clean_env(),
         )
         out = (proc.stdout + proc.stderr).strip()
         assert proc.returncode == 4, out
-        assert out.startswith("netconform: permission denied: the credentials cannot ") and len(out.splitlines()) == 1
+        assert out.startswith("netconform: permission denied: the credentials lack ") and len(out.splitlines()) == 1
+        for right in ("create namespaces", "create pods/exec", "patch deployments (apps)"):
+            assert right in out, f"the one line does not name {right!r}: {out}"
         assert kubectl(kubeconfig, "get", "ns", "-o", "name").stdout == before
     finally:
         kubectl(kubeconfig, "delete", "clusterrolebinding", "nc-viewer", check=False)
@@ -220,7 +223,7 @@ def test_ctrl_c_mid_run_deletes_what_the_run_created(kubeconfig):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
-        env={**os.environ, "NETCONFORM_RUN_ID": run_id},
+        env=clean_env(NETCONFORM_RUN_ID=run_id),
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-ALLOWED_SKIPS = ("no LoadBalancer implementation",)
+ALLOWED_SKIPS = ("unsupported (loadbalancer): netconform's local cluster runs no LoadBalancer implementation",)
 
 
 @pytest.mark.timeout(600)
