@@ -228,6 +228,10 @@ class Kube:
                     buf.append(ws.read_channel(chan))
         finally:
             ws.close()
+        if timed_out and not self.answers():
+            # Silence on an exec can be the probe's own wait, or a server that is gone: ask once, briefly.
+            self.unreachable = f"the API server at {self.server} stopped answering (an exec got no reply)"
+            raise ClusterUnreachable(self.unreachable)
         if timed_out:
             return ExecResult(
                 124, "".join(out), "".join(err) + f"\n[netconform: exec timed out after {timeout_s:.0f}s]"

@@ -26,7 +26,10 @@ class SuiteRun:
     outcomes: dict[str, str] = field(default_factory=dict)
     messages: dict[str, str] = field(default_factory=dict)
     times: dict[str, float] = field(default_factory=dict)
+    properties: dict[str, dict[str, str]] = field(default_factory=dict)
     output: str = ""
+    junit: Path | None = None
+    run_id: str = ""
 
     def ids(self, outcome: str) -> set[str]:
         return {k for k, v in self.outcomes.items() if v == outcome}
@@ -35,8 +38,10 @@ class SuiteRun:
         return {k: v for k, v in self.outcomes.items() if fragment in k}
 
 
-def parse_junit(path: Path) -> tuple[dict[str, str], dict[str, str], dict[str, float]]:
-    outcomes, messages, times = {}, {}, {}
+def parse_junit(
+    path: Path,
+) -> tuple[dict[str, str], dict[str, str], dict[str, float], dict[str, dict[str, str]]]:
+    outcomes, messages, times, properties = {}, {}, {}, {}
     for tc in ET.parse(path).iter("testcase"):
         tid = f"{tc.get('classname', '').replace('.', '/')}.py::{tc.get('name')}"
         tid = tid.replace("conformance/", "", 1) if tid.startswith("conformance/") else tid
@@ -48,7 +53,8 @@ def parse_junit(path: Path) -> tuple[dict[str, str], dict[str, str], dict[str, f
                 message = (el.get("message") or "") + "\n" + (el.text or "")
                 break
         outcomes[tid], messages[tid], times[tid] = outcome, message, float(tc.get("time") or 0)
-    return outcomes, messages, times
+        properties[tid] = {p.get("name", ""): p.get("value", "") for p in tc.iter("property")}
+    return outcomes, messages, times, properties
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -82,8 +88,11 @@ def kubeconfig() -> str:
 @pytest.fixture(scope="session")
 def run_suite(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory):
     """Run the conformance suite (or part of it) in a subprocess; return its per-test outcomes."""
+    tmp_path_factory.getbasetemp()  # made once here: two runs started at once would race to make it
 
-    def run(*args: str, workers: int = 4, env: dict[str, str] | None = None) -> SuiteRun:
+    def run(
+        *args: str, workers: int = 4, env: dict[str, str] | None = None, kube_config: str | None = None
+    ) -> SuiteRun:
         junit = tmp_path_factory.mktemp("suite") / "junit.xml"
         paths = [a for a in args if a.startswith("conformance")] or ["conformance"]
         args = tuple(a for a in args if not a.startswith("conformance"))
@@ -92,7 +101,7 @@ def run_suite(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory):
             "-m",
             "pytest",
             *paths,
-            f"--kube-config={kubeconfig}",
+            f"--kube-config={kube_config or kubeconfig}",
             f"--junitxml={junit}",
             "-p",
             "no:randomly",
@@ -101,6 +110,7 @@ def run_suite(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory):
             *(["-n", str(workers), "--dist", "loadfile"] if workers else []),
             *args,
         ]
+        run_id = "r" + secrets.token_hex(3)
         started = time.monotonic()
         proc = subprocess.run(
             cmd,
@@ -110,14 +120,15 @@ def run_suite(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory):
             env=clean_env(
                 PYTHONPATH=str(Path(__file__).parent),
                 # Each run its own id: its namespaces never collide with a previous run's still terminating.
-                NETCONFORM_RUN_ID="r" + secrets.token_hex(3),
+                NETCONFORM_RUN_ID=run_id,
                 **(env or {}),
             ),
         )
         seconds = time.monotonic() - started
-        run = SuiteRun(proc.returncode, seconds, output=proc.stdout[-6000:] + proc.stderr[-3000:])
+        output = proc.stdout[-6000:] + proc.stderr[-3000:]
+        run = SuiteRun(proc.returncode, seconds, output=output, junit=junit, run_id=run_id)
         if junit.exists():
-            run.outcomes, run.messages, run.times = parse_junit(junit)
+            run.outcomes, run.messages, run.times, run.properties = parse_junit(junit)
         return run
 
     return run
@@ -132,6 +143,45 @@ def kubectl(
     if check and proc.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
     return proc
+
+
+def identity_kubeconfig(admin: str, out: Path, user: dict[str, object]) -> Path:
+    """The admin kubeconfig's cluster with another identity."""
+    import yaml
+
+    cfg = yaml.safe_load(Path(admin).read_text())
+    cfg["users"] = [{"name": "suite", "user": user}]
+    for ctx in cfg["contexts"]:
+        ctx["context"]["user"] = "suite"
+    out.write_text(yaml.safe_dump(cfg))
+    out.chmod(0o600)
+    return out
+
+
+@pytest.fixture(scope="session")
+def least_privileged(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory):
+    """A kubeconfig for a ServiceAccount bound to exactly the rights `netconform rbac` prints (with or without
+    the privileged extras); every binding is removed at the end."""
+    from netconform import rbac
+
+    made: list[str] = []
+
+    def make(privileged: bool) -> str:
+        name = "nc-suite-privileged" if privileged else "nc-suite"
+        docs = rbac.service_account_documents("default", name, privileged)
+        kubectl(kubeconfig, "apply", "-f", "-", input=rbac.dump(docs))
+        made.extend(d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding")
+        made.append(f"sa:{name}")
+        token = kubectl(kubeconfig, "-n", "default", "create", "token", name, "--duration=2h").stdout.strip()
+        out = tmp_path_factory.mktemp("identity") / f"{name}.kubeconfig"
+        return str(identity_kubeconfig(kubeconfig, out, {"token": token}))
+
+    yield make
+    for name in made:
+        if name.startswith("sa:"):
+            kubectl(kubeconfig, "-n", "default", "delete", "serviceaccount", name[3:], check=False)
+        else:
+            kubectl(kubeconfig, "delete", "clusterrolebinding", name, check=False)
 
 
 @pytest.fixture(scope="session")
