@@ -258,3 +258,45 @@ def test_two_runs_at_once_against_one_cluster_both_pass(run_suite):
         info = json.loads((ROOT / "reports" / run.run_id / "cluster-info.json").read_text())
         assert info["run"] == run.run_id
     print(f"two runs at once: {runs[0].seconds:.1f}s and {runs[1].seconds:.1f}s")
+
+
+def test_admission_refusals_are_shown_in_the_servers_words_and_rbac_as_permission(kubeconfig, tmp_path):
+    """Pod Security and a quota refuse with their own message (not "permission"); an RBAC denial says permission."""
+    from netconform.errors import AdmissionDenied, Forbidden
+    from netconform.kube import connect
+
+    kube = connect(kubeconfig)
+    ns = "nc-admission-" + str(os.getpid())
+    labels = {"netconform.io/run": ns, "pod-security.kubernetes.io/enforce": "restricted"}
+    kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}])
+    try:
+        pod = manifests.load("common", "node-client", {"NAME": "host", "IMAGE": "netconform.local/toolbox:v1"})
+        with pytest.raises(AdmissionDenied) as psa:
+            kube.apply(pod, ns)
+        assert "violates PodSecurity" in str(psa.value) and "permission" not in str(psa.value), psa.value
+        assert str(psa.value).startswith(f"the API server refused to patch Pod in namespace {ns}: ")
+        quota = {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": {"name": "no-pods"},
+            "spec": {"hard": {"pods": "0"}},
+        }
+        kube.apply([quota], ns)
+        client = manifests.load("common", "client", {"NAME": "c", "IMAGE": "netconform.local/toolbox:v1"})
+        wait_for_quota = time.monotonic() + 10
+        while True:  # the quota controller fills in status.hard before admission enforces it
+            try:
+                kube.apply(client, ns)
+            except AdmissionDenied as e:
+                assert "exceeded quota" in str(e) and "permission" not in str(e), e
+                break
+            kube.delete("v1", "Pod", "c", ns, grace=0)
+            assert time.monotonic() < wait_for_quota, "the quota never refused the pod"
+            time.sleep(0.5)
+        kubectl(kubeconfig, "-n", ns, "create", "serviceaccount", "nobody")  # no rights at all
+        token = kubectl(kubeconfig, "-n", ns, "create", "token", "nobody").stdout.strip()
+        nobody = connect(str(identity_kubeconfig(kubeconfig, tmp_path / "nobody.kubeconfig", {"token": token})))
+        with pytest.raises(Forbidden, match="permission denied: cannot patch Pod in namespace .*need that RBAC"):
+            nobody.apply(client, ns)
+    finally:
+        kube.delete("v1", "Namespace", ns)
