@@ -13,4 +13,6 @@ pytest_plugins = [
     "fixtures.tls",
     "fixtures.ingress",
     "fixtures.preconditions",
+    "fixtures.prestart",
+    "fixtures.schedule",
 ]

@@ -1,31 +1,30 @@
 #!/usr/bin/env bash
-# Wall time of the whole suite against the running local cluster: RUNS runs each serially and with WORKERS
-# workers; prints every run and the median. Usage: benchmarks/suite.sh [RUNS] [WORKERS]
+# The whole suite's wall time on the local cluster, as `make conformance` runs it (WORKERS, default 4, loadfile):
+# RUNS runs (default 3) for each node count (default 2), each run's wall time, the median, and for the median run
+# the critical path (the check that ended last and what its worker spent time on) and the sum of check times.
+# The cluster is brought to each node count first (`netconform cluster up --nodes N`).
+# Usage: benchmarks/suite.sh [RUNS] [NODES ...]     e.g. benchmarks/suite.sh 3 1 2
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
-export PATH="$(netconform cluster bin-dir):$PATH"
-runs=${1:-3}; workers=${2:-4}; kc=$(netconform cluster kubeconfig)
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-for mode in serial parallel; do
-  times=()
+runs=${1:-3}; shift || true
+node_counts=("${@:-2}")
+workers=${WORKERS:-4}
+for nodes in "${node_counts[@]}"; do
+  netconform cluster up --nodes "$nodes" >/dev/null || exit 1
+  export PATH="$(netconform cluster bin-dir):$PATH"
+  kc=$(netconform cluster kubeconfig)
+  results=()
   for i in $(seq "$runs"); do
-    args=(); [ "$mode" = parallel ] && args=(-n "$workers" --dist loadfile)
+    run="rbench$$n${nodes}i$i"
     start=$(date +%s.%N)
-    summary=$(pytest -q -p no:randomly --kube-config="$kc" "${args[@]}" 2>&1 | tail -1)
-    t=$(python3 -c "print(round($(date +%s.%N) - $start, 1))")
-    ready=$(python3 - <<'PY'
-import xml.etree.ElementTree as ET
-try:
-    props = [(tc.get("name"), p.get("value")) for tc in ET.parse("reports/junit.xml").iter("testcase")
-             for p in tc.iter("property") if p.get("name") == "seconds_to_ready"]
-    print(" ".join(f"{n.split('_')[2]}={v}s" for n, v in props))
-except Exception:
-    pass
-PY
-)
-    echo "$mode run $i: ${t}s  $summary  certificate ready: $ready"
-    times+=("$t")
+    summary=$(NETCONFORM_RUN_ID=$run pytest -q -p no:randomly --kube-config="$kc" -n "$workers" --dist loadfile \
+      ${ARGS:-} 2>&1 | tail -1)
+    t=$(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')")
+    echo "$nodes node(s), run $i: ${t}s  $summary"
+    results+=("$t $run")
   done
-  printf '%s\n' "${times[@]}" | median | xargs printf "$mode median: %.1fs\n"
+  median=$(printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
+  echo "$nodes node(s): median ${median% *}s of $runs runs (workers $workers)"
+  python3 benchmarks/critical_path.py "reports/${median#* }/junit.xml"
 done

@@ -13,10 +13,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
-from fixtures.ingress import Hosts, IngressController
+from fixtures.ingress import Hosts, IngressController, request_colours
 from fixtures.preconditions import Precondition
+from fixtures.prestart import Stage
 from fixtures.workloads import Workloads
-from netconform import certs, probes
+from netconform import capabilities, certs, probes
 from netconform.errors import WaitTimeout
 from netconform.kube import wait
 from netconform.probes import ProbePod
@@ -151,7 +152,7 @@ def check_issued(
     )
     want = chain[0].fingerprint(hashes.SHA256())
     got = diagnose.until(
-        lambda: probes.tls_handshake(client, ctrl.service.cluster_ip, ctrl.service.https_port or 443, host),
+        probes.tls_probe(client, ctrl.service.cluster_ip, ctrl.service.https_port or 443, host),
         lambda r: r.handshake_ok and r.chain[0].fingerprint(hashes.SHA256()) == want,
         via=client,
         what=f"the ingress does not serve the issued certificate for {host}",
@@ -179,32 +180,62 @@ def check_issued(
     )
 
 
-def annotated_ingress(
-    diagnose: Diagnose,
-    cluster: ClusterHandle,
-    workloads: Workloads,
-    ctrl: IngressController,
-    issuer: str,
-    host: str,
-    colour: str,
-    record_property: Callable[[str, object], None],
-) -> None:
-    """The admin's step: an Ingress annotated with `issuer` and a TLS secret name; then wait for its Certificate
-    (named after the secret) and record how long it took."""
-    __tracebackhide__ = True
+def annotated_ingress(workloads: Workloads, ingress_class: str, issuer: str, host: str, colour: str) -> None:
+    """The admin's step: an Ingress annotated with `issuer` and a TLS secret name (`<issuer>-tls`)."""
     workloads.apply(
         workloads.render(
-            "certmanager",
-            "ingress",
-            NAME=issuer,
-            ISSUER=issuer,
-            HOST=host,
-            COLOUR=colour,
-            CLASS=ctrl.ingress_class.name,
+            "certmanager", "ingress", NAME=issuer, ISSUER=issuer, HOST=host, COLOUR=colour, CLASS=ingress_class
         )
     )
-    seconds = wait_ready(diagnose, cluster, workloads, f"{issuer}-tls")
-    record_property("seconds_to_ready", f"{seconds:.1f}")
+
+
+def request_ca_flow(workloads: Workloads, ingress_class: str, host: str) -> tuple[x509.Certificate, certs.Key]:
+    """A CA Issuer backed by a suite-made CA, and an Ingress annotated with it; returns the CA in use.
+
+    The CA Secret is created once per namespace (the first request wins, at the run's start or here); whoever
+    comes second reads it back, so the check verifies against the CA cert-manager really signs with."""
+    ca_cert, ca_key = certs.make_ca("netconform test CA", days=2)
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "suite-ca"},
+        "type": "kubernetes.io/tls",
+        "data": {
+            "tls.crt": base64.b64encode(certs.cert_pem(ca_cert)).decode(),
+            "tls.key": base64.b64encode(certs.key_pem(ca_key)).decode(),
+        },
+    }
+    stored = workloads.create_once(secret)["data"]
+    ca_cert = x509.load_pem_x509_certificate(base64.b64decode(stored["tls.crt"]))
+    ca_key = serialization.load_pem_private_key(base64.b64decode(stored["tls.key"]), None)  # type: ignore[assignment]
+    workloads.apply(workloads.render("certmanager", "ca-issuer"))
+    annotated_ingress(workloads, ingress_class, "ca", host, "blue")
+    return ca_cert, ca_key
+
+
+def request_acme_flow(workloads: Workloads, ingress_class: str, host: str, url: str, skip_verify: bool) -> None:
+    """An ACME Issuer with an HTTP-01 solver through the ingress, and an Ingress annotated with it."""
+    workloads.apply(
+        workloads.render(
+            "certmanager", "acme-issuer", ACME_SERVER=url, SKIP_TLS_VERIFY=str(skip_verify).lower(), CLASS=ingress_class
+        )
+    )
+    annotated_ingress(workloads, ingress_class, "acme", host, "green")
+
+
+def prestart(stage: Stage) -> None:
+    """Issuance takes the cluster seconds (ACME: an Order, a Challenge, a solver pod, validation, then cert-manager's
+    own requeue delays): both flows are requested at the start of the run, so issuance overlaps other checks."""
+    cluster, ws = stage.cluster, stage.workloads
+    chosen = capabilities.pick_ingress_class(cluster.info.ingress_classes, cluster.settings.ingress_class)
+    if chosen is None:
+        return
+    hosts = Hosts(ws.namespace, cluster.settings.ingress_domain)
+    request_colours(ws)
+    request_ca_flow(ws, chosen.name, hosts("ca"))
+    server = acme_server(cluster)
+    if server:
+        request_acme_flow(ws, chosen.name, hosts("acme"), server[0], server[1])
 
 
 def test_certmanager_ca_issuer_certificate_is_served_and_chains_to_the_ca(
@@ -216,38 +247,24 @@ def test_certmanager_ca_issuer_certificate_is_served_and_chains_to_the_ca(
     ingress_controller: IngressController,
     hosts: Hosts,
     colours: dict[str, str],
-    certificate_authority,
     record_property,
 ) -> None:
     """A CA Issuer (a suite-made CA) and an annotated Ingress: the Certificate becomes Ready and is served."""
     ingress_reach.require()
-    ca_cert, ca_key = certificate_authority
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "suite-ca"},
-        "type": "kubernetes.io/tls",
-        "data": {
-            "tls.crt": base64.b64encode(certs.cert_pem(ca_cert)).decode(),
-            "tls.key": base64.b64encode(certs.key_pem(ca_key)).decode(),
-        },
-    }
-    workloads.apply([secret, *workloads.render("certmanager", "ca-issuer")])
     host = hosts("ca")
-    annotated_ingress(diagnose, cluster, workloads, ingress_controller, "ca", host, "blue", record_property)
+    ca_cert, _ = request_ca_flow(workloads, ingress_controller.ingress_class.name, host)
+    record_property("seconds_to_ready", f"{wait_ready(diagnose, cluster, workloads, 'ca-tls'):.1f}")
     check_issued(diagnose, cluster, workloads, client, ingress_controller, "ca", host, [ca_cert])
 
 
-def acme_server(cluster: ClusterHandle) -> tuple[str, bool, Callable[[ProbePod], list[x509.Certificate]] | None]:
-    """(directory URL, skip TLS verify, how to fetch the roots): --acme-server, else a Pebble in the cluster."""
+def acme_server(cluster: ClusterHandle) -> tuple[str, bool, Callable[[ProbePod], list[x509.Certificate]] | None] | None:
+    """(directory URL, skip TLS verify, how to fetch the roots): --acme-server, else a Pebble in the cluster, else
+    None."""
     if cluster.settings.acme_server:
         return cluster.settings.acme_server, False, None
     pebble = cluster.kube.list_objects("v1", "Service", selector="app.kubernetes.io/name=pebble")
     if not pebble:
-        cluster.require(
-            "certmanager",
-            "no ACME server: pass --acme-server (e.g. Let's Encrypt staging) or run Pebble in the cluster",
-        )
+        return None
     svc = pebble[0]["metadata"]
     base = f"{svc['name']}.{svc['namespace']}.svc"
 
@@ -273,18 +290,17 @@ def test_certmanager_acme_http01_certificate_is_served_and_valid(
 ) -> None:
     """An ACME Issuer with an HTTP-01 solver through the ingress: Ready, approved, served, chained to the ACME root."""
     ingress_reach.require()
-    url, skip_verify, roots = acme_server(cluster)
-    workloads.apply(
-        workloads.render(
+    server = acme_server(cluster)
+    if server is None:
+        cluster.require(
             "certmanager",
-            "acme-issuer",
-            ACME_SERVER=url,
-            SKIP_TLS_VERIFY=str(skip_verify).lower(),
-            CLASS=ingress_controller.ingress_class.name,
+            "no ACME server: pass --acme-server (e.g. Let's Encrypt staging) or run Pebble in the cluster",
         )
-    )
+    assert server is not None
+    url, skip_verify, roots = server
     host = hosts("acme")
-    annotated_ingress(diagnose, cluster, workloads, ingress_controller, "acme", host, "green", record_property)
+    request_acme_flow(workloads, ingress_controller.ingress_class.name, host, url, skip_verify)
+    record_property("seconds_to_ready", f"{wait_ready(diagnose, cluster, workloads, 'acme-tls'):.1f}")
     check_issued(
         diagnose, cluster, workloads, client, ingress_controller, "acme", host, roots(client) if roots else None
     )

@@ -6,6 +6,7 @@ import pytest
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
+from fixtures.prestart import Stage
 from fixtures.workloads import Backend, ServiceRef, Workloads
 from netconform import probes
 from netconform.diagnose import summarize_counts
@@ -14,6 +15,12 @@ from netconform.probes import ProbePod
 pytestmark = pytest.mark.clusterip
 
 REPLICAS = 3
+
+
+def prestart(stage: Stage) -> None:
+    """The replicas and their Service, requested at the start of the run."""
+    stage.workloads.request_server("web", replicas=REPLICAS)
+    stage.workloads.service("clusterip", "service", NAME="web")
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,32 @@ import pytest
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
+from fixtures.prestart import Stage
 from fixtures.workloads import Backend, PodRef, Workloads, in_cidr
 from netconform.probes import ProbePod
 
 pytestmark = pytest.mark.cni
 
 
+def replicas(cluster: ClusterHandle) -> int:
+    return max(3, len(cluster.info.schedulable_nodes))
+
+
+def prestart(stage: Stage) -> None:
+    """The Deployment, requested at the start of the run."""
+    stage.workloads.request_server("web", replicas=replicas(stage.cluster))
+
+
+def prestart_privileged(stage: Stage) -> None:
+    """A probe pod in each node's own network namespace."""
+    for node in stage.cluster.info.schedulable_nodes:
+        stage.workloads.request_node_client(node.name)
+
+
 @pytest.fixture(scope="module")
 def web(workloads: Workloads, cluster: ClusterHandle) -> Backend:
     """A Deployment with a pod on every node (at least 3 pods)."""
-    return workloads.server("web", replicas=max(3, len(cluster.info.schedulable_nodes)))
+    return workloads.server("web", replicas=replicas(cluster))
 
 
 def probe_pod(workloads: Workloads, pod: PodRef) -> ProbePod:

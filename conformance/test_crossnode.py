@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
 import pytest
 
-from fixtures.cluster import ClusterHandle
+from fixtures.cluster import ClusterHandle, nodes_under_test
 from fixtures.diagnostics import Diagnose
 from fixtures.preconditions import Precondition, service_proxy
+from fixtures.prestart import Stage
 from fixtures.workloads import ServiceRef, Workloads
 from netconform import probes
 from netconform.areas import not_applicable
@@ -17,16 +22,47 @@ pytestmark = pytest.mark.crossnode
 MIB = 1024 * 1024
 
 
+def pinned(cluster: ClusterHandle) -> dict[str, str]:
+    """Tested node name -> the app name of the nc-echo pod pinned to it."""
+    return {name: f"pin{i}" for i, name in enumerate(nodes_under_test(cluster))}
+
+
+def request_node_pods(cluster: ClusterHandle, workloads: Workloads) -> None:
+    for node, app in pinned(cluster).items():
+        workloads.request_server(app, replicas=1, node=node)
+
+
+def request_remote_services(cluster: ClusterHandle, workloads: Workloads) -> dict[str, ServiceRef]:
+    """Per node: a ClusterIP and two NodePort Services (Cluster, Local) whose only backend is that node's pod."""
+    out = {}
+    for node, app in pinned(cluster).items():
+        out[node] = workloads.service("clusterip", "service", NAME=app)
+        for policy in ("Cluster", "Local"):
+            out[f"{node}/{policy}"] = workloads.service(
+                "nodeport", "service", NAME=f"{app}-np-{policy.lower()}", APP=app, POLICY=policy
+            )
+    return out
+
+
+def prestart(stage: Stage) -> None:
+    """The pinned pods and their Services, requested at the start of the run."""
+    request_node_pods(stage.cluster, stage.workloads)
+    request_remote_services(stage.cluster, stage.workloads)
+
+
+def prestart_privileged(stage: Stage) -> None:
+    """A probe pod in each node's own network namespace."""
+    for node in pinned(stage.cluster):
+        stage.workloads.request_node_client(node)
+
+
 @pytest.fixture(scope="module")
 def node_pods(cluster: ClusterHandle, workloads: Workloads) -> dict[str, ProbePod]:
     """One nc-echo pod pinned to each node (server and client at once); node name -> pod."""
+    request_node_pods(cluster, workloads)
     pods = {}
-    for i, node in enumerate(n.name for n in cluster.info.schedulable_nodes):
-        docs = workloads.render("common", "server", NAME=f"pin{i}", REPLICAS=1)
-        docs[0]["spec"]["template"]["spec"]["nodeSelector"] = {"kubernetes.io/hostname": node}
-        workloads.apply(docs)
-    for i, node in enumerate(n.name for n in cluster.info.schedulable_nodes):
-        (ref,) = workloads.wait_ready(f"app=pin{i}", 1, f"pod pinned to {node}")
+    for node, app in pinned(cluster).items():
+        (ref,) = workloads.wait_ready(f"app={app}", 1, f"pod pinned to {node}")
         pods[node] = ProbePod(workloads.kube, workloads.namespace, ref.name, ref.ip, ref.node)
     return pods
 
@@ -39,24 +75,76 @@ def objects(src: ProbePod, dst: ProbePod) -> list[str]:
     return [f"client {src.describe()}", f"server {dst.describe()}"]
 
 
+def upload_probe(src: ProbePod, ip: str) -> probes.PodProbe[probes.ExecResult]:
+    """1 MiB posted to the server's /upload: `<HTTP code> <bytes sent>`."""
+    cmd = [
+        "sh",
+        "-c",
+        f"head -c {MIB} /dev/zero | curl -sS --max-time 10 -o /dev/null -w '%{{http_code}} %{{size_upload}}' "
+        f"--data-binary @- http://{ip}:8080/upload",
+    ]
+    return probes.PodProbe(src, cmd, lambda r, c: r, 30)
+
+
+@dataclass(frozen=True)
+class PairProbes:
+    """Every pair's probes, first run all at once: one exec per source node probes every peer side by side, so the
+    cost grows with the nodes, not with the pairs. A check whose first attempts did not hold retries on its own."""
+
+    probes: dict[tuple[str, str, str], tuple[probes.PodProbe[Any], int]]
+    first: dict[tuple[str, str, str], list[Any]]
+    mtu: dict[str, int]
+
+    def get(self, node_pair: tuple[str, str], kind: str) -> tuple[probes.PodProbe[Any], int, list[Any]]:
+        key = (*node_pair, kind)
+        probe, n = self.probes[key]
+        return probe, n, self.first.get(key, [])
+
+
+@pytest.fixture(scope="module")
+def pair_probes(
+    node_pods: dict[str, ProbePod], remote_service: dict[str, ServiceRef], node_pairs: list[tuple[str, str]]
+) -> PairProbes:
+    """TCP and UDP (client address), ICMP, path MTU (DF ping, 1 MiB upload) and a ClusterIP with its only backend on
+    the destination node, for every pair, probed together."""
+    with ThreadPoolExecutor(max_workers=len(node_pods)) as pool:
+        reads = pool.map(lambda p: p.run(["cat", "/sys/class/net/eth0/mtu"]), node_pods.values())
+        mtus = dict(zip(node_pods, reads, strict=True))
+    mtu = {node: int(r.stdout.strip() or 1500) for node, r in mtus.items()}
+    table: dict[tuple[str, str, str], tuple[probes.PodProbe[Any], int]] = {}
+    for a, b in node_pairs:
+        src, dst = node_pods[a], node_pods[b]
+        svc = remote_service[b]
+        table[(a, b, "tcp")] = (probes.tcp_probe(src, dst.ip, 8080, "/clientip"), 3)
+        table[(a, b, "udp")] = (probes.udp_probe(src, dst.ip, 8081, "clientip"), 3)
+        table[(a, b, "icmp")] = (probes.ping_probe(src, dst.ip), 1)
+        size = mtu[a] - 28  # IPv4 header 20 + ICMP header 8
+        table[(a, b, "mtu")] = (probes.ping_probe(src, dst.ip, count=2, size=size, dont_fragment=True), 1)
+        table[(a, b, "upload")] = (upload_probe(src, dst.ip), 1)
+        table[(a, b, "clusterip")] = (probes.http_probe(src, f"http://{svc.cluster_ip}:80/hostname"), 3)
+    by_source = {a: {k: v for k, v in table.items() if k[0] == a} for a in node_pods}
+    with ThreadPoolExecutor(max_workers=len(node_pods)) as pool:
+        runs = pool.map(lambda a: probes.run_together(node_pods[a], by_source[a]), by_source)
+        first = {k: v for run in runs for k, v in run.items()}
+    return PairProbes(table, first, mtu)
+
+
 @pytest.mark.parametrize("proto", ["tcp", "udp"])
 def test_crossnode_pod_to_pod_keeps_the_client_ip(
     diagnose: Diagnose,
     cluster: ClusterHandle,
     node_pods: dict[str, ProbePod],
+    pair_probes: PairProbes,
     node_pair: tuple[str, str],
     proto: str,
     connectivity_matrix,
 ) -> None:
     """Pod to pod by IP, for every ordered node pair: the server answers and sees the client's pod IP (no SNAT)."""
     src, dst = pair(node_pods, node_pair)
-    if proto == "tcp":
-        attempt = lambda: probes.tcp_request(src, dst.ip, 8080, "/clientip")  # noqa: E731
-    else:
-        attempt = lambda: probes.udp_request(src, dst.ip, 8081, "clientip")  # noqa: E731
+    attempt, n, first = pair_probes.get(node_pair, proto)
     seen_ip = lambda r: r.text.strip().rsplit(":", 1)[0].strip("[]")  # noqa: E731
     try:
-        got = probes.eventually(attempt, lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S))
+        got = probes.eventually(attempt, lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S), n, first=first)
         connectivity_matrix(node_pair, proto, True)
     except probes.NotConsistent as e:
         connectivity_matrix(node_pair, proto, False)
@@ -83,15 +171,15 @@ def test_crossnode_pod_to_pod_icmp(
     diagnose: Diagnose,
     cluster: ClusterHandle,
     node_pods: dict[str, ProbePod],
+    pair_probes: PairProbes,
     node_pair: tuple[str, str],
     connectivity_matrix,
 ) -> None:
     """Pod to pod ICMP echo by IP, for every ordered node pair."""
     src, dst = pair(node_pods, node_pair)
+    attempt, n, first = pair_probes.get(node_pair, "icmp")
     try:
-        probes.eventually(
-            lambda: probes.ping(src, dst.ip), lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S), successes=1
-        )
+        probes.eventually(attempt, lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S), n, first=first)
         connectivity_matrix(node_pair, "icmp", True)
     except probes.NotConsistent as e:
         connectivity_matrix(node_pair, "icmp", False)
@@ -108,37 +196,28 @@ def test_crossnode_path_mtu(
     diagnose: Diagnose,
     cluster: ClusterHandle,
     node_pods: dict[str, ProbePod],
+    pair_probes: PairProbes,
     node_pair: tuple[str, str],
     connectivity_matrix,
 ) -> None:
     """The largest don't-fragment ICMP the pod MTU allows gets through, and so does a 1 MiB transfer."""
     src, dst = pair(node_pods, node_pair)
-    mtu = int(src.run(["cat", "/sys/class/net/eth0/mtu"]).stdout.strip() or 1500)
-    size = mtu - 28  # IPv4 header 20 + ICMP header 8
+    mtu = pair_probes.mtu[node_pair[0]]
+    attempt, n, first = pair_probes.get(node_pair, "mtu")
     try:
-        probes.eventually(
-            lambda: probes.ping(src, dst.ip, count=2, size=size, dont_fragment=True),
-            lambda r: r.ok,
-            cluster.settings.deadline(probes.PROBE_S),
-            successes=1,
-        )
+        probes.eventually(attempt, lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S), n, first=first)
     except probes.NotConsistent as e:
         connectivity_matrix(node_pair, "mtu", False)
         diagnose.fail(
             f"full-size packets from {node_pair[0]} to {node_pair[1]} are lost",
-            expected=f"echo replies to {size}-byte pings with DF set (pod MTU {mtu})",
+            expected=f"echo replies to {mtu - 28}-byte pings with DF set (pod MTU {mtu})",
             observed=e.last.output.strip()[-200:] or "timeout",
             objects=objects(src, dst),
             reproduce=src.repro(e.last.command),
             hint="replies to small pings but not to full-size ones is a path-MTU black hole",
         )
-    upload = [
-        "sh",
-        "-c",
-        f"head -c {MIB} /dev/zero > /tmp/mib && curl -sS --max-time 10 -o /dev/null "
-        f"-w '%{{http_code}} %{{size_upload}}' -F file=@/tmp/mib http://{dst.ip}:8080/upload",
-    ]
-    res = src.run(upload, timeout_s=30)
+    upload, _, first = pair_probes.get(node_pair, "upload")
+    res = first[-1] if first else upload()
     code, _, sent = res.stdout.strip().partition(" ")
     ok = code == "200" and sent.split(".")[0].isdigit() and int(sent.split(".")[0]) >= MIB
     connectivity_matrix(node_pair, "mtu", ok)
@@ -148,7 +227,7 @@ def test_crossnode_path_mtu(
         expected=f"HTTP 200 after uploading >= {MIB} bytes",
         observed=(res.stdout + res.stderr).strip()[-200:] or "timeout (a black hole for large packets?)",
         objects=objects(src, dst),
-        reproduce=src.repro(upload),
+        reproduce=src.repro(upload.command),
     )
 
 
@@ -165,7 +244,7 @@ def test_crossnode_node_to_pod_and_pod_to_node(
     host = privileged_workloads.node_client(a)
     dst = node_pods[b]
     diagnose.until(
-        lambda: probes.tcp_request(host, dst.ip, 8080),
+        probes.tcp_probe(host, dst.ip, 8080),
         lambda r: r.ok,
         via=host,
         what=f"node {a} does not reach pod {dst.name} on {b}",
@@ -175,7 +254,7 @@ def test_crossnode_node_to_pod_and_pod_to_node(
     node_ip = next(n.internal_ip for n in cluster.info.nodes if n.name == a)
     # Pod to node: the kubelet's health port would need credentials; ICMP to the node address needs nothing.
     diagnose.until(
-        lambda: probes.ping(dst, str(node_ip)),
+        probes.ping_probe(dst, str(node_ip)),
         lambda r: r.ok,
         via=dst,
         what=f"pod {dst.name} on {b} does not reach node {a} ({node_ip})",
@@ -187,18 +266,14 @@ def test_crossnode_node_to_pod_and_pod_to_node(
 
 
 @pytest.fixture(scope="module")
-def remote_service(workloads: Workloads, node_pods: dict[str, ProbePod]) -> dict[str, ServiceRef]:
+def remote_service(
+    cluster: ClusterHandle, workloads: Workloads, node_pods: dict[str, ProbePod]
+) -> dict[str, ServiceRef]:
     """Per node: a ClusterIP and two NodePort Services (Cluster, Local) whose only backend is that node's pod."""
-    out = {}
-    for node, pod in sorted(node_pods.items()):
-        app = pod.name.split("-")[0]
-        out[node] = workloads.service("clusterip", "service", NAME=app)
-        out[f"{node}/Cluster"] = workloads.service(
-            "nodeport", "service", NAME=f"{app}-np-cluster", APP=app, POLICY="Cluster"
-        )
-        out[f"{node}/Local"] = workloads.service("nodeport", "service", NAME=f"{app}-np-local", APP=app, POLICY="Local")
+    out = request_remote_services(cluster, workloads)
+    for node, app in pinned(cluster).items():
         for svc in (app, f"{app}-np-cluster", f"{app}-np-local"):
-            workloads.wait_endpoints(svc, {pod.ip})
+            workloads.wait_endpoints(svc, {node_pods[node].ip})
     return out
 
 
@@ -217,16 +292,18 @@ def test_crossnode_clusterip_with_its_only_backend_on_another_node(
     cluster: ClusterHandle,
     node_pods: dict[str, ProbePod],
     remote_service: dict[str, ServiceRef],
+    pair_probes: PairProbes,
     node_pair: tuple[str, str],
 ) -> None:
     """A client on one node reaches a ClusterIP whose only backend runs on the other node."""
     proxy.require()
     src, dst = pair(node_pods, node_pair)
     svc = remote_service[node_pair[1]]
-    url = f"http://{svc.cluster_ip}:80/hostname"
+    attempt, _, first = pair_probes.get(node_pair, "clusterip")
     diagnose.until(
-        lambda: probes.http(src, url),
+        attempt,
         lambda r: r.ok and r.body.strip() == dst.name,
+        first=first,
         via=src,
         what=f"ClusterIP {svc.cluster_ip} from {node_pair[0]} does not reach its backend on {node_pair[1]}",
         expected=f"HTTP 200 from {dst.name}",

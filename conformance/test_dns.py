@@ -7,11 +7,18 @@ import pytest
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
 from fixtures.preconditions import Precondition
+from fixtures.prestart import Stage
 from fixtures.workloads import Backend, ServiceRef, Workloads
 from netconform import probes
 from netconform.probes import ProbePod
 
 pytestmark = pytest.mark.dns
+
+
+def prestart(stage: Stage) -> None:
+    """The backend and its Service, requested at the start of the run."""
+    stage.workloads.request_server("web", replicas=1)
+    stage.workloads.service("clusterip", "service", NAME="web")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +53,7 @@ def test_dns_service_name_resolves_to_clusterip(
     cluster_dns.require()
     name = names(service, cluster.info.cluster_domain)[form]
     diagnose.until(
-        lambda: probes.lookup(client, name, tcp=proto == "tcp"),
+        probes.lookup_probe(client, name, tcp=proto == "tcp"),
         lambda a: a.values("A") == {service.cluster_ip},
         via=client,
         what=f"{name} does not resolve to the Service's ClusterIP over {proto.upper()}",

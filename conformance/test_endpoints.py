@@ -41,7 +41,7 @@ def test_endpoints_selectorless_service_reaches_its_static_endpoint(
     (pod,) = target.pods
     url = f"http://{services[service_name]}:80/hostname"
     diagnose.until(
-        lambda: probes.http(client, url),
+        probes.http_probe(client, url),
         lambda r: r.ok and r.body.strip() == pod.name,
         via=client,
         what=f"Service {service_name} does not reach its static endpoint {pod.ip}:8080",
@@ -63,7 +63,7 @@ def test_endpoints_selectorless_headless_name_resolves_to_the_static_address(
     (pod,) = target.pods
     name = f"static-headless.{client.namespace}.svc.{cluster.info.cluster_domain}"
     diagnose.until(
-        lambda: probes.lookup(client, name),
+        probes.lookup_probe(client, name),
         lambda a: a.values("A") == {pod.ip},
         via=client,
         what=f"{name} does not resolve to its static endpoint",

@@ -38,7 +38,7 @@ def test_externalname_resolves_to_a_cname_and_onward(
     name = f"{service.name}.{service.namespace}.svc.{cluster.info.cluster_domain}"
     deadline = cluster.settings.deadline(probes.PROBE_S)
     try:
-        direct = probes.eventually(lambda: probes.lookup(client, target + "."), lambda a: bool(a.values("A")), deadline)
+        direct = probes.eventually(probes.lookup_probe(client, target + "."), lambda a: bool(a.values("A")), deadline)
     except probes.NotConsistent as e:
         diagnose.fail(
             f"the ExternalName target {target} itself does not resolve from a pod",
@@ -50,7 +50,7 @@ def test_externalname_resolves_to_a_cname_and_onward(
     want_cname = {target.rstrip(".") + "."}
     try:
         probes.eventually(
-            lambda: probes.lookup(client, name),
+            probes.lookup_probe(client, name),
             lambda a: a.values("CNAME") == want_cname and a.values("A") == direct.values("A"),
             deadline,
         )

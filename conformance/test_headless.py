@@ -7,6 +7,7 @@ import pytest
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
 from fixtures.preconditions import Precondition
+from fixtures.prestart import Stage
 from fixtures.workloads import Backend, ServiceRef, Workloads
 from netconform import probes
 from netconform.probes import ProbePod
@@ -14,9 +15,18 @@ from netconform.probes import ProbePod
 pytestmark = pytest.mark.headless
 
 
+REPLICAS = 2
+
+
+def prestart(stage: Stage) -> None:
+    """The replicas and the headless Service, requested at the start of the run."""
+    stage.workloads.request_server("web", replicas=REPLICAS)
+    stage.workloads.service("headless", "service", NAME="web")
+
+
 @pytest.fixture(scope="module")
 def web(workloads: Workloads) -> Backend:
-    return workloads.server("web", replicas=2)
+    return workloads.server("web", replicas=REPLICAS)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +43,7 @@ def expect_resolves_to(
     __tracebackhide__ = True
     name = f"{svc.name}.{svc.namespace}.svc.{cluster.info.cluster_domain}"
     diagnose.until(
-        lambda: probes.lookup(client, name),
+        probes.lookup_probe(client, name),
         lambda a: a.values("A") == ips,
         via=client,
         what=f"headless name {name} does not resolve to the ready pod IPs",
@@ -87,7 +97,7 @@ def test_headless_pod_answers_icmp_through_the_headless_name(
     cluster_dns.require()
     name = f"{service.name}.{service.namespace}.svc.{cluster.info.cluster_domain}"
     diagnose.until(
-        lambda: probes.ping(client, name),
+        probes.ping_probe(client, name),
         lambda r: r.ok,
         via=client,
         what=f"no ICMP echo reply through {name}",

@@ -6,24 +6,38 @@ import pytest
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
-from fixtures.ingress import Hosts, IngressController
+from fixtures.ingress import Hosts, IngressController, request_colours
 from fixtures.preconditions import Precondition
+from fixtures.prestart import Stage
 from fixtures.workloads import Workloads
-from netconform import probes
+from netconform import capabilities, probes
 from netconform.areas import not_applicable
 from netconform.probes import HttpResult, ProbePod
 
 pytestmark = pytest.mark.ingress
 
 
+def request_routes(workloads: Workloads, ingress_class: str, hosts: Hosts) -> None:
+    """The module's Ingresses: blue/green by host, and the path rules."""
+    workloads.apply(
+        workloads.render("ingress", "colours", CLASS=ingress_class, BLUE_HOST=hosts("blue"), GREEN_HOST=hosts("green"))
+    )
+    workloads.apply(workloads.render("ingress", "paths", CLASS=ingress_class, HOST=hosts("paths")))
+
+
+def prestart(stage: Stage) -> None:
+    """The backends and the Ingresses, requested at the start of the run."""
+    cluster, ws = stage.cluster, stage.workloads
+    chosen = capabilities.pick_ingress_class(cluster.info.ingress_classes, cluster.settings.ingress_class)
+    request_colours(ws)
+    if chosen:
+        request_routes(ws, chosen.name, Hosts(ws.namespace, cluster.settings.ingress_domain))
+
+
 @pytest.fixture(scope="module")
 def routes(workloads: Workloads, ingress_controller: IngressController, hosts: Hosts, colours: dict[str, str]) -> None:
-    """The module's Ingresses: blue/green by host, and the path rules."""
-    cls = ingress_controller.ingress_class.name
-    workloads.apply(
-        workloads.render("ingress", "colours", CLASS=cls, BLUE_HOST=hosts("blue"), GREEN_HOST=hosts("green"))
-    )
-    workloads.apply(workloads.render("ingress", "paths", CLASS=cls, HOST=hosts("paths")))
+    """The module's Ingresses, applied (again) and in place before the checks route through them."""
+    request_routes(workloads, ingress_controller.ingress_class.name, hosts)
 
 
 def expect_route(
@@ -45,7 +59,7 @@ def expect_route(
 
     svc = ctrl.service
     diagnose.until(
-        lambda: probes.http(client, url, host=host),
+        probes.http_probe(client, url, host=host),
         ok,
         via=client,
         what=what,

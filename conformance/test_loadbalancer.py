@@ -68,7 +68,7 @@ def test_loadbalancer_gets_an_address_that_answers(
     address = ingress[0].get("ip") or ingress[0].get("hostname")
     url = f"http://{address}:{svc.port()}/hostname"
     diagnose.until(
-        lambda: probes.http(client, url),
+        probes.http_probe(client, url),
         lambda r: r.ok and r.body.strip() in web.names,
         via=client,
         what="the LoadBalancer address does not answer with a backend",

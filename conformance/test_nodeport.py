@@ -7,6 +7,7 @@ import pytest
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
 from fixtures.preconditions import Precondition, service_proxy
+from fixtures.prestart import Stage
 from fixtures.workloads import Backend, ServiceRef, Workloads
 from netconform import probes
 from netconform.areas import not_applicable, unsupported
@@ -17,15 +18,30 @@ pytestmark = pytest.mark.nodeport
 NODEPORT_RANGE = range(30000, 32768)  # the API server's default --service-node-port-range
 
 
+REPLICAS = 2
+
+
+def prestart(stage: Stage) -> None:
+    """The replicas and the NodePort Service, requested at the start of the run."""
+    stage.workloads.request_server("web", replicas=REPLICAS)
+    stage.workloads.service("nodeport", "service", NAME="web", APP="web", POLICY="Cluster")
+
+
+def prestart_privileged(stage: Stage) -> None:
+    """A probe pod in each node's own network namespace."""
+    for node in stage.cluster.info.schedulable_nodes:
+        stage.workloads.request_node_client(node.name)
+
+
 @pytest.fixture(scope="module")
 def web(workloads: Workloads) -> Backend:
-    return workloads.server("web", replicas=2)
+    return workloads.server("web", replicas=REPLICAS)
 
 
 @pytest.fixture(scope="module")
 def service(workloads: Workloads, web: Backend) -> ServiceRef:
     """A NodePort Service (externalTrafficPolicy Cluster) in front of the nc-echo replicas."""
-    svc = workloads.service("nodeport", "service", NAME="web", APP="web", POLICY="Cluster")
+    svc = workloads.service("nodeport", "service", NAME="web", APP="web", POLICY="Cluster")  # as in prestart
     workloads.wait_endpoints("web", web.ips)
     return svc
 
@@ -88,7 +104,7 @@ def test_nodeport_answers_on_every_node_from_a_pod(
     expect_backend(
         diagnose,
         f"NodePort does not answer on node {node_name} from a pod",
-        lambda: probes.http(client, url),
+        probes.http_probe(client, url),
         web,
         cluster.settings.deadline(probes.PROBE_S),
         [
@@ -139,7 +155,7 @@ def test_nodeport_answers_on_localhost_of_every_node(
     expect_backend(
         diagnose,
         f"NodePort does not answer on localhost of node {node_name}",
-        lambda: probes.http(node_client, url),
+        probes.http_probe(node_client, url),
         web,
         cluster.settings.deadline(probes.PROBE_S),
         [node_client.describe(), f"service {service.namespace}/{service.name}"],

@@ -13,14 +13,20 @@ from cryptography.hazmat.primitives import hashes
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
-from fixtures.ingress import Hosts, IngressController
+from fixtures.ingress import Hosts, IngressController, request_colours
 from fixtures.preconditions import Precondition
+from fixtures.prestart import Stage
 from fixtures.tls import ServerCert
 from fixtures.workloads import Workloads
 from netconform import certs, probes
 from netconform.probes import ProbePod, TlsResult
 
 pytestmark = pytest.mark.tls
+
+
+def prestart(stage: Stage) -> None:
+    """The ingress backends, requested at the start of the run."""
+    request_colours(stage.workloads)
 
 
 @pytest.fixture(autouse=True)
@@ -177,7 +183,7 @@ def test_tls_http_redirects_to_https(
     path = "/some/path"
     want = f"https://{own_cert.host}{path}"
     diagnose.until(
-        lambda: probes.http(client, ingress_controller.http_url + path, host=own_cert.host),
+        probes.http_probe(client, ingress_controller.http_url + path, host=own_cert.host),
         lambda r: r.status in (301, 302, 307, 308) and r.headers.get("location") == want,
         via=client,
         what=f"HTTP for {own_cert.host} does not redirect to HTTPS",

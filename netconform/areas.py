@@ -82,6 +82,9 @@ class Area:
     needs: str  # what the cluster must offer, in words
     detect: Detector = _nodes
     depends: tuple[str, ...] = ()  # areas this one builds on (headless names need cluster DNS)
+    #: Its checks wait on work the cluster takes many seconds to do (certificate issuance): requested before the
+    #: workers start, and its checks scheduled last (fixtures/prestart.py, fixtures/schedule.py).
+    long_lead: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ AREAS: tuple[Area, ...] = (
         "cert-manager's CRDs and controller",
         _cert_manager,
         depends=("ingress",),
+        long_lead=True,
     ),
     Area(
         "crossnode",

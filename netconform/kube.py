@@ -22,7 +22,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+from kubernetes.dynamic.exceptions import ConflictError, NotFoundError, ResourceNotFoundError
 from kubernetes.stream import stream
 from kubernetes.stream.ws_client import ERROR_CHANNEL, STDERR_CHANNEL, STDOUT_CHANNEL
 
@@ -165,6 +165,19 @@ class Kube:
             applied.append(out.to_dict())
         return applied
 
+    def create_once(self, doc: Obj, namespace: str, labels: dict[str, str] | None = None) -> Obj:
+        """Create a namespaced object unless one of its name exists; return the stored one either way."""
+        doc = _with_labels(doc, labels or {})
+        res = self.resource(doc["apiVersion"], doc["kind"])
+        try:
+            return self._call(
+                lambda: res.create(body=doc, namespace=namespace), "create", doc["kind"], namespace
+            ).to_dict()
+        except ConflictError:
+            found = self.get(doc["apiVersion"], doc["kind"], doc["metadata"]["name"], namespace)
+            assert found is not None, f"{doc['kind']} {namespace}/{doc['metadata']['name']} exists and does not"
+            return found
+
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
         res = self.resource(api_version, kind)
         try:
@@ -206,8 +219,11 @@ class Kube:
         )
         if container:
             kwargs["container"] = container
+        # The client's `stream` swaps the ApiClient's transport for the call's duration: a private ApiClient keeps
+        # other threads' requests (and concurrent execs) off that websocket.
+        private = k8s.CoreV1Api(k8s.ApiClient(self.api.configuration))
         ws = self._call(
-            lambda: stream(self.core.connect_get_namespaced_pod_exec, pod, namespace, **kwargs),
+            lambda: stream(private.connect_get_namespaced_pod_exec, pod, namespace, **kwargs),
             "create",
             "pods/exec",
             namespace,

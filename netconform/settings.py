@@ -107,6 +107,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("min_cert_days", "--min-cert-days", "days of validity a served certificate must have left", 7, _nonneg_int),
     Option("cni_conf_dir", "--cni-conf-dir", "CNI configuration directory on the nodes", "/etc/cni/net.d"),
     Option("cni_bin_dir", "--cni-bin-dir", "CNI plugin directory on the nodes", "/opt/cni/bin"),
+    Option(
+        "node_sample",
+        "--node-sample",
+        "check nodes and node pairs on K nodes spread evenly over the sorted names (0: every node)",
+        0,
+        _nonneg_int,
+    ),
     Option("local_nodes", "--local-nodes", "nodes of the local cluster (--provider local), 1 to 4", 1, _nodes),
     Option("kind_bin", "--kind-binary", "kind executable for --provider kind (default: kind on PATH)"),
 )
@@ -130,6 +137,7 @@ class Settings:
     min_cert_days: int = 7
     cni_conf_dir: str = "/etc/cni/net.d"
     cni_bin_dir: str = "/opt/cni/bin"
+    node_sample: int = 0
     local_nodes: int = 1
     kind_bin: str | None = None
     #: Where each value came from (cli, env, ini, default), for the report header.

@@ -107,3 +107,35 @@ def test_eventually_reports_the_last_observation():
     with pytest.raises(probes.NotConsistent) as e:
         probes.eventually(lambda: "refused", lambda r: r == "ok", deadline_s=0.05, interval_s=0.01)
     assert e.value.last == "refused" and e.value.best_streak == 0
+
+
+def test_repeated_attempts_in_one_shell_come_back_apart():
+    """What `PodProbe.repeated` runs in a pod, run here by sh: each attempt's exit code, stdout and stderr."""
+    import subprocess
+
+    cmd = ["sh", "-c", "printf 'line one\\n\\nbody'; echo warn >&2; exit 3"]
+    out = subprocess.run(["sh", "-c", probes.repeat_script(cmd, 3)], capture_output=True, text=True, timeout=10)
+    got = probes.split_attempts(out.stdout)
+    assert [(a.rc, a.stdout, a.stderr) for a in got] == [(3, "line one\n\nbody", "warn\n")] * 3
+
+
+def test_probes_run_together_in_one_shell_come_back_by_key():
+    """What `run_together` runs in a pod, run here by sh: several probes side by side, each with its attempts."""
+    import subprocess
+
+    from netconform.kube import ExecResult
+
+    class LocalPod:
+        def run(self, cmd, timeout_s=20):
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+            return ExecResult(p.returncode, p.stdout, p.stderr)
+
+    pod = LocalPod()
+    text = lambda r, c: (r.rc, r.stdout)  # noqa: E731
+    batch = {
+        "a": (probes.PodProbe(pod, ["sh", "-c", "sleep 0.2; echo a"], text, 5), 3),
+        "b": (probes.PodProbe(pod, ["sh", "-c", "echo b; exit 2"], text, 5), 1),
+    }
+    got = probes.run_together(pod, batch)
+    assert got == {"a": [(0, "a\n")] * 3, "b": [(2, "b\n")]}
+    assert probes.eventually(batch["a"][0], lambda r: r[0] == 0, 5, first=got["a"]) == (0, "a\n")
