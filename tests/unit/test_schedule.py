@@ -1,0 +1,32 @@
+"""Scheduling and sampling decisions, from plain inputs (no cluster)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from fixtures.cluster import sample_nodes
+from fixtures.namespaces import DIST_INPUT, modules_split
+from fixtures.schedule import module_order
+
+
+def test_most_expensive_modules_first_and_long_lead_ones_last():
+    modules = [("a.py", False), ("cert.py", True), ("b.py", False), ("c.py", False)]
+    costs = {"a.py": 1.0, "b.py": 9.0, "cert.py": 30.0}
+    assert module_order(modules, costs) == ["b.py", "a.py", "c.py", "cert.py"]
+    assert module_order(modules, {}) == ["a.py", "b.py", "c.py", "cert.py"]  # no record: collection order
+
+
+def test_a_worker_knows_when_modules_are_split_across_workers():
+    """xdist sets a worker's own dist option to "no"; the controller's mode is what counts."""
+    worker = lambda dist: SimpleNamespace(workerinput={DIST_INPUT: dist}, option=SimpleNamespace(dist="no"))  # noqa: E731
+    assert modules_split(worker("load")) and modules_split(worker("worksteal"))
+    assert not modules_split(worker("loadfile")) and not modules_split(worker("no"))
+    controller = SimpleNamespace(option=SimpleNamespace(dist="load"))
+    assert modules_split(controller)
+
+
+def test_node_sample_is_spread_and_reproducible():
+    names = [f"n{i:03d}" for i in range(100)]
+    assert sample_nodes(names, 0) == names
+    assert sample_nodes(names, 3) == ["n000", "n050", "n099"] == sample_nodes(list(reversed(names)), 3)
+    assert sample_nodes(names[:2], 5) == names[:2]
