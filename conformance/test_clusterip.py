@@ -6,6 +6,7 @@ import pytest
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
+from fixtures.preconditions import Precondition, service_proxy
 from fixtures.prestart import Stage
 from fixtures.workloads import Backend, ServiceRef, Workloads
 from netconform import probes
@@ -104,10 +105,18 @@ def check_spread(
     )
 
 
+@pytest.fixture(scope="module")
+def proxy(cluster: ClusterHandle, client: ProbePod, service: ServiceRef) -> Precondition:
+    """The Service proxy answers on the ClusterIP at all (probed once): if not, the traffic checks fail at once
+    with that cause instead of each measuring a Service that never answers."""
+    return service_proxy(cluster, client, service)
+
+
 def test_clusterip_spreads_requests_over_every_replica(
-    diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, service: ServiceRef, web: Backend
+    proxy: Precondition, diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, service: ServiceRef, web: Backend
 ) -> None:
     """Requests to the ClusterIP reach all 3 replicas, none with less than a third of its fair share."""
+    proxy.require()
     check_spread(diagnose, cluster, client, service, web.names)
 
 
@@ -137,6 +146,7 @@ def test_clusterip_endpointslices_list_exactly_the_ready_pods(
 
 
 def test_clusterip_converges_after_a_pod_is_deleted(
+    proxy: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     workloads: Workloads,
@@ -145,6 +155,7 @@ def test_clusterip_converges_after_a_pod_is_deleted(
     web: Backend,
 ) -> None:
     """After one replica is deleted, the EndpointSlices follow the new pod set and traffic reaches all 3 again."""
+    proxy.require()
     victim = sorted(web.pods, key=lambda p: p.name)[0]
     workloads.delete_pod(victim.name)
     pods = workloads.wait_ready("app=web", REPLICAS, "Deployment web after a pod deletion")

@@ -74,7 +74,8 @@ class PodProbe(Generic[R]):
 
     def read_attempts(self, res: ExecResult, n: int) -> list[R]:
         attempts = split_attempts(res.stdout)
-        if res.rc != 0 or len(attempts) != n:  # the shell itself failed: report it as one failed attempt
+        complete = len(attempts) == n or (0 < len(attempts) < n and attempts[-1].rc != 0)  # stopped at a failure
+        if res.rc != 0 or not complete:  # the shell itself failed: report it as one failed attempt
             return [self.parse(ExecResult(res.rc or 1, res.stdout, res.stderr), self.command)]
         return [self.parse(a, self.command) for a in attempts]
 
@@ -104,12 +105,14 @@ _ATTEMPT = re.compile(r"\n@@nc:(\d+):o\n(.*?)\n@@nc:e\n(.*?)(?=\n@@nc:\d+:o\n|\n
 
 
 def repeat_script(command: list[str], n: int, tag: str = "") -> str:
-    """A shell loop running `command` n times, each attempt's exit code, stdout and stderr between markers.
+    """A shell loop running `command` up to n times, each attempt's exit code, stdout and stderr between markers.
+    It stops at the first attempt that exits non-zero: that attempt ends any streak, so the ones after it could
+    only start a new one, which the caller's retries do at their own pace.
     (`tag` keeps the temporary files of loops running side by side apart: $$ is the same in every subshell.)"""
     o, e = f"/tmp/nc.$$.{tag}o", f"/tmp/nc.$$.{tag}e"
     return (
         f"for i in $(seq {n}); do {shlex.join(command)} >{o} 2>{e}; rc=$?; "
-        f"printf '\\n@@nc:%s:o\\n' $rc; cat {o}; printf '\\n@@nc:e\\n'; cat {e}; done; "
+        f"printf '\\n@@nc:%s:o\\n' $rc; cat {o}; printf '\\n@@nc:e\\n'; cat {e}; [ $rc -eq 0 ] || break; done; "
         f"printf '\\n@@nc:end\\n'; rm -f {o} {e}"
     )
 

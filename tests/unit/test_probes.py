@@ -116,7 +116,12 @@ def test_repeated_attempts_in_one_shell_come_back_apart():
     cmd = ["sh", "-c", "printf 'line one\\n\\nbody'; echo warn >&2; exit 3"]
     out = subprocess.run(["sh", "-c", probes.repeat_script(cmd, 3)], capture_output=True, text=True, timeout=10)
     got = probes.split_attempts(out.stdout)
-    assert [(a.rc, a.stdout, a.stderr) for a in got] == [(3, "line one\n\nbody", "warn\n")] * 3
+    assert [(a.rc, a.stdout, a.stderr) for a in got] == [(3, "line one\n\nbody", "warn\n")]  # stops at a failure
+    ok = ["sh", "-c", "printf 'line one\\n\\nbody'; echo warn >&2"]
+    out = subprocess.run(["sh", "-c", probes.repeat_script(ok, 3)], capture_output=True, text=True, timeout=10)
+    assert [(a.rc, a.stdout, a.stderr) for a in probes.split_attempts(out.stdout)] == [
+        (0, "line one\n\nbody", "warn\n")
+    ] * 3
 
 
 def test_probes_run_together_in_one_shell_come_back_by_key():
@@ -137,5 +142,12 @@ def test_probes_run_together_in_one_shell_come_back_by_key():
         "b": (probes.PodProbe(pod, ["sh", "-c", "echo b; exit 2"], text, 5), 1),
     }
     got = probes.run_together(pod, batch)
-    assert got == {"a": [(0, "a\n")] * 3, "b": [(2, "b\n")]}
+    assert got == {"a": [(0, "a\n")] * 3, "b": [(2, "b\n")]}  # b: one attempt, it failed
     assert probes.eventually(batch["a"][0], lambda r: r[0] == 0, 5, first=got["a"]) == (0, "a\n")
+
+
+def test_spread_checks_keep_their_request_counts():
+    """Speed never buys a weaker check: the ClusterIP spread still sends 90 requests over 3 replicas (false alarm
+    below 1e-6), and the convergence burst still asks until every replica answered with 1e-3 certainty."""
+    assert probes.requests_for_spread(3) == 90
+    assert probes.requests_to_reach_all(3, p_fail=1e-3) == 20
