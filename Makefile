@@ -25,7 +25,8 @@ conformance: $(STAMP)
 	@scripts/conformance
 
 # The project's own tests: unit tests, then the local cluster (booted, reused or rebuilt), the smoke test, the
-# whole conformance suite and the fault catalogue against it; the cluster is taken down at the end.
+# whole conformance suite (as a least-privileged ServiceAccount), the fault catalogue and the gate's own guarantees
+# (wrong cluster, --require, black-holed API, unpullable image, concurrent runs) against it; then it is taken down.
 test: $(STAMP)
 	@scripts/test
 
