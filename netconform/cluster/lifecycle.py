@@ -301,10 +301,14 @@ def _all_nodes_ready(cluster: Cluster) -> bool:
     if proc.returncode != 0:
         return False
     items = json.loads(proc.stdout)["items"]
+    # Ready, and the node controller has lifted its not-ready taint: until then nothing schedules there, and a run
+    # started at once would see fewer schedulable nodes than the cluster has.
+    transient = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
     ready = {
         i["metadata"]["name"]
         for i in items
         if any(c["type"] == "Ready" and c["status"] == "True" for c in i["status"].get("conditions", []))
+        and not any(t.get("key") in transient for t in (i.get("spec") or {}).get("taints") or [])
     }
     return all(n.name in ready for n in cluster.nodes)
 
