@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -99,7 +100,9 @@ def cgroup_dirs(node_name: str) -> list[Path]:
             continue
         root = ctrl / node_name
         if root.is_dir():
-            found += [p for p in root.rglob("*") if p.is_dir()] + [root]
+            # os.walk, not rglob: the kubelet may still be removing pod cgroups while this looks (a folder gone
+            # between listing and reading is skipped, not an error).
+            found += [Path(top) / d for top, dirs, _ in os.walk(root, onerror=lambda e: None) for d in dirs] + [root]
     return sorted(set(found), key=lambda p: len(p.parts), reverse=True)
 
 
