@@ -6,7 +6,7 @@ import pytest
 
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
-from fixtures.preconditions import Precondition
+from fixtures.preconditions import Precondition, service_proxy
 from fixtures.workloads import Backend, Workloads
 from netconform import probes
 from netconform.probes import ProbePod
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.endpoints
 
 @pytest.fixture(scope="module")
 def target(workloads: Workloads) -> Backend:
-    """A server no Service selects: the address the static endpoints point at."""
+    """The server the static endpoints point at (an ordinary Service in front of it serves only the precondition)."""
     return workloads.server("outside", replicas=1)
 
 
@@ -28,8 +28,18 @@ def services(workloads: Workloads, target: Backend) -> dict[str, str]:
     return {d["metadata"]["name"]: d["spec"].get("clusterIP") for d in applied if d["kind"] == "Service"}
 
 
+@pytest.fixture(scope="module")
+def proxy(cluster: ClusterHandle, workloads: Workloads, client: ProbePod, target: Backend) -> Precondition:
+    """The Service proxy answers at all, on an ordinary Service in front of the same server: if it does not, the
+    selector-less Services cannot work either, and their checks fail at once with that cause."""
+    svc = workloads.service("clusterip", "service", NAME="outside")
+    workloads.wait_endpoints("outside", target.ips)
+    return service_proxy(cluster, client, svc)
+
+
 @pytest.mark.parametrize("service_name", ["static-slice", "static-endpoints"])
 def test_endpoints_selectorless_service_reaches_its_static_endpoint(
+    proxy: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     client: ProbePod,
@@ -38,6 +48,7 @@ def test_endpoints_selectorless_service_reaches_its_static_endpoint(
     service_name: str,
 ) -> None:
     """A ClusterIP Service without selector forwards to the address in its EndpointSlice / Endpoints."""
+    proxy.require()
     (pod,) = target.pods
     url = f"http://{services[service_name]}:80/hostname"
     diagnose.until(
