@@ -122,11 +122,7 @@ def pair_probes(
         table[(a, b, "mtu")] = (probes.ping_probe(src, dst.ip, count=2, size=size, dont_fragment=True), 1)
         table[(a, b, "upload")] = (upload_probe(src, dst.ip), 1)
         table[(a, b, "clusterip")] = (probes.http_probe(src, f"http://{svc.cluster_ip}:80/hostname"), 3)
-    by_source = {a: {k: v for k, v in table.items() if k[0] == a} for a in node_pods}
-    with ThreadPoolExecutor(max_workers=len(node_pods)) as pool:
-        runs = pool.map(lambda a: probes.run_together(node_pods[a], by_source[a]), by_source)
-        first = {k: v for run in runs for k, v in run.items()}
-    return PairProbes(table, first, mtu)
+    return PairProbes(table, probes.run_together(table), mtu)
 
 
 @pytest.mark.parametrize("proto", ["tcp", "udp"])
@@ -249,13 +245,7 @@ def node_probes(
     for a, b in node_pairs:
         table[(a, b, "node-to-pod")] = (probes.tcp_probe(hosts[a], node_pods[b].ip, 8080), 3)
         table[(a, b, "pod-to-node")] = (probes.ping_probe(node_pods[b], node_ip_of(cluster, a)), 1)
-    groups: dict[str, dict[tuple[str, str, str], tuple[probes.PodProbe[Any], int]]] = {}
-    for key, (probe, n) in table.items():
-        groups.setdefault(f"{probe.pod.namespace}/{probe.pod.name}", {})[key] = (probe, n)
-    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-        runs = pool.map(lambda g: probes.run_together(next(iter(g.values()))[0].pod, g), groups.values())
-        first = {k: v for run in runs for k, v in run.items()}
-    return PairProbes(table, first, {})
+    return PairProbes(table, probes.run_together(table), {})
 
 
 @pytest.mark.privileged

@@ -246,8 +246,7 @@ class Kube:
             ws.close()
         if timed_out and not self.answers():
             # Silence on an exec can be the probe's own wait, or a server that is gone: ask once, briefly.
-            self.unreachable = f"the API server at {self.server} stopped answering (an exec got no reply)"
-            raise ClusterUnreachable(self.unreachable)
+            self._gone("an exec got no reply")
         if timed_out:
             return ExecResult(
                 124, "".join(out), "".join(err) + f"\n[netconform: exec timed out after {timeout_s:.0f}s]"
@@ -304,13 +303,16 @@ class Kube:
             raise
 
     def _lost(self, why: str) -> NoReturn:
-        where = f"the API server at {self.server}"
-        try:
-            k8s.VersionApi(self.api).get_code(_request_timeout=CONFIRM_TIMEOUT)
-        except Exception:
-            self.unreachable = f"{where} stopped answering ({why})"
-            raise ClusterUnreachable(self.unreachable) from None
-        raise ClusterUnreachable(f"{where} did not answer one request ({why}); it answers again") from None
+        if self.answers():
+            raise ClusterUnreachable(
+                f"the API server at {self.server} did not answer one request ({why}); it answers again"
+            )
+        self._gone(why)
+
+    def _gone(self, why: str) -> NoReturn:
+        """From now on every call fails at once with this line."""
+        self.unreachable = f"the API server at {self.server} stopped answering ({why})"
+        raise ClusterUnreachable(self.unreachable)
 
 
 def _exit_code(status: str) -> int:
@@ -489,13 +491,6 @@ def wait(
         if time.monotonic() >= end:
             raise WaitTimeout(what, deadline_s, last)
         time.sleep(interval_s)
-
-
-def preflight(kube: Kube) -> None:
-    """Fail before anything is created when the credentials lack any of the suite's rights (all named at once)."""
-    from . import rbac
-
-    rbac.preflight(kube)
 
 
 def sweep_namespaces(kube: Kube, older_than_s: float, current_run: str | None) -> list[str]:

@@ -11,6 +11,7 @@ import shlex
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -80,10 +81,21 @@ class PodProbe(Generic[R]):
         return [self.parse(a, self.command) for a in attempts]
 
 
-def run_together(pod: ProbePod, batch: dict[K, tuple[PodProbe[Any], int]]) -> dict[K, list[Any]]:
-    """Every probe of `batch` (key -> (probe, attempts)) at once, from one pod, in one exec: each probe's attempts
-    run back to back, the probes side by side. One exec per source pod, however many targets it probes."""
+def run_together(batch: dict[K, tuple[PodProbe[Any], int]]) -> dict[K, list[Any]]:
+    """Every probe of `batch` (key -> (probe, attempts)) at once: one exec per source pod, all pods side by side;
+    in each pod the probes run side by side and each probe's attempts back to back. The cost grows with the source
+    pods, not with the targets they probe."""
+    by_pod: dict[tuple[str, str], dict[K, tuple[PodProbe[Any], int]]] = {}
+    for key, (probe, n) in batch.items():
+        by_pod.setdefault((probe.pod.namespace, probe.pod.name), {})[key] = (probe, n)
+    with ThreadPoolExecutor(max_workers=max(1, len(by_pod))) as pool:
+        runs = list(pool.map(_run_in_one_pod, by_pod.values()))
+    return {key: attempts for run in runs for key, attempts in run.items()}
+
+
+def _run_in_one_pod(batch: dict[K, tuple[PodProbe[Any], int]]) -> dict[K, list[Any]]:
     keys = list(batch)
+    pod = batch[keys[0]][0].pod
     parts = [
         f"( {repeat_script(probe.command, n, tag=str(i))} ) >/tmp/nc.$$.p{i} 2>&1 &"
         for i, (probe, n) in enumerate(batch[k] for k in keys)

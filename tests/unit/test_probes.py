@@ -131,6 +131,8 @@ def test_probes_run_together_in_one_shell_come_back_by_key():
     from netconform.kube import ExecResult
 
     class LocalPod:
+        namespace, name = "local", "sh"
+
         def run(self, cmd, timeout_s=20):
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
             return ExecResult(p.returncode, p.stdout, p.stderr)
@@ -141,7 +143,7 @@ def test_probes_run_together_in_one_shell_come_back_by_key():
         "a": (probes.PodProbe(pod, ["sh", "-c", "sleep 0.2; echo a"], text, 5), 3),
         "b": (probes.PodProbe(pod, ["sh", "-c", "echo b; exit 2"], text, 5), 1),
     }
-    got = probes.run_together(pod, batch)
+    got = probes.run_together(batch)
     assert got == {"a": [(0, "a\n")] * 3, "b": [(2, "b\n")]}  # b: one attempt, it failed
     assert probes.eventually(batch["a"][0], lambda r: r[0] == 0, 5, first=got["a"]) == (0, "a\n")
 
