@@ -2,7 +2,8 @@
 # The whole suite's wall time on the local cluster, as `make conformance` runs it (WORKERS, default 4, loadfile):
 # RUNS runs (default 3) for each node count (default 2), each run's wall time, the median, and for the median run
 # the critical path (the check that ended last and what its worker spent time on) and the sum of check times.
-# The cluster is brought to each node count first (`netconform cluster up --nodes N`).
+# The cluster is brought to each node count first (`netconform cluster up --nodes N`); each run starts when the
+# previous run's namespaces are gone.
 # Usage: benchmarks/suite.sh [RUNS] [NODES ...]     e.g. benchmarks/suite.sh 3 1 2
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,9 @@ for nodes in "${node_counts[@]}"; do
   results=()
   for i in $(seq "$runs"); do
     run="rbench$$n${nodes}i$i"
+    # Each run starts on a quiet cluster, as a user's run does: the previous run's namespaces (and their pods) are
+    # gone first, so a run is not timed while the cluster still tears down the one before it.
+    kubectl --kubeconfig "$kc" wait --for=delete namespace -l netconform.io/run --timeout=120s >/dev/null 2>&1
     start=$(date +%s.%N)
     summary=$(NETCONFORM_RUN_ID=$run pytest -q -p no:randomly --kube-config="$kc" -n "$workers" --dist loadfile \
       ${ARGS:-} 2>&1 | tail -1)
