@@ -56,11 +56,15 @@ def alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # A zombie child of ours still answers kill(0); read its state.
+    # A zombie child of ours still answers kill(0); read its state. A pid can also come back as a thread of another
+    # process (kill(0) and /proc/<tid> answer for threads too): only a thread-group leader is the process we started.
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+        status = dict(
+            line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":\t" in line
+        )
     except OSError:
         return False
+    return status.get("Tgid", "").strip() == str(pid) and not status.get("State", "").startswith("Z")
 
 
 def running(name: str) -> int | None:
