@@ -17,6 +17,7 @@ def _cluster_up(args: argparse.Namespace) -> int:
         path = lifecycle.up(
             nodes=args.nodes,
             kubernetes_version=args.kubernetes_version,
+            network_policy=args.network_policy,
             out=lambda m: print(m, file=sys.stderr, flush=True),
         )
     except ComponentFailed as e:
@@ -119,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     p = cluster.add_parser("up", help="boot (or reuse) the local cluster; prints the kubeconfig path")
     p.add_argument("--nodes", type=int, default=1, help="number of nodes, 1 to 4 (default 1)")
     p.add_argument("--kubernetes-version", default="v1.35.4")
+    p.add_argument(
+        "--network-policy",
+        choices=("kube-router", "none"),
+        default="kube-router",
+        help="NetworkPolicy engine on every node (default kube-router's firewall; none: policies are not enforced)",
+    )
     p.set_defaults(func=_cluster_up)
     cluster.add_parser("down", help="remove everything the local cluster created").set_defaults(func=_cluster_down)
     cluster.add_parser("status", help="nodes, processes, kubeconfig").set_defaults(func=_cluster_status)

@@ -165,6 +165,9 @@ COREDNS_VERSION = "v1.13.2"
 TRAEFIK_VERSION = "v3.6.12"
 PEBBLE_VERSION = "v2.10.3"
 CERT_MANAGER_VERSION = "v1.11.5"
+# The one version the module proxy serves (advisories are reported against it): it runs only inside the local
+# cluster's node network namespaces, as their NetworkPolicy engine.
+KUBE_ROUTER_VERSION = "v2.1.0"
 
 
 def etcd_recipe() -> GoRecipe:
@@ -238,6 +241,18 @@ def cert_manager_recipe() -> GoRecipe:
     )
 
 
+def kube_router_recipe() -> GoRecipe:
+    """kube-router, of which the local cluster runs only the NetworkPolicy controller (iptables and ipsets)."""
+    base = "github.com/cloudnativelabs/kube-router/v2"
+    return GoRecipe(
+        name="kube-router",
+        module=base,
+        version=KUBE_ROUTER_VERSION,
+        packages=(f"{base}/cmd/kube-router",),
+        ldflags=(f"-X {base}/pkg/version.Version={KUBE_ROUTER_VERSION}",),
+    )
+
+
 ECHO_SOURCE = Path(__file__).parent / "echo" / "main.go"
 
 
@@ -255,6 +270,7 @@ def all_recipes(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> list[Go
         traefik_recipe(),
         pebble_recipe(),
         cert_manager_recipe(),
+        kube_router_recipe(),
     ]
 
 

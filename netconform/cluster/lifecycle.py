@@ -64,13 +64,21 @@ def healthy() -> bool:
     return bool(rec) and read_meta() is not None and all(procs.alive(p) for p in rec.values())
 
 
+NETWORK_POLICY_ENGINES = ("kube-router", "none")
+
+
 def up(
-    nodes: int = 1, kubernetes_version: str = build.DEFAULT_KUBERNETES_VERSION, out: Callable[[str], None] = print
+    nodes: int = 1,
+    kubernetes_version: str = build.DEFAULT_KUBERNETES_VERSION,
+    network_policy: str = "kube-router",
+    out: Callable[[str], None] = print,
 ) -> Path:
     """Bring the cluster up (or find it running with the same shape); return the admin kubeconfig path."""
+    if network_policy not in NETWORK_POLICY_ENGINES:
+        raise ValueError(f"--network-policy must be one of {', '.join(NETWORK_POLICY_ENGINES)}, not {network_policy!r}")
     say = Stages(out)
     meta = read_meta()
-    want = {"nodes": nodes, "kubernetes_version": kubernetes_version}
+    want = {"nodes": nodes, "kubernetes_version": kubernetes_version, "network_policy": network_policy}
     if meta and healthy() and all(meta.get(k) == v for k, v in want.items()):
         say(f"cluster already running ({nodes} node(s)); kubeconfig {paths.KUBECONFIG}")
         return paths.KUBECONFIG
@@ -87,6 +95,8 @@ def up(
         build.cert_manager_recipe(),
         build.echo_recipe(),
     ]
+    if network_policy == "kube-router":
+        recipes.append(build.kube_router_recipe())
     bins = {}
     for r in recipes:
         if not build.is_built(r):
@@ -98,7 +108,7 @@ def up(
     k8s = bins["kubernetes"]
     cluster = Cluster(node_list, k8s, paths.KUBECONFIG)
     try:
-        _start(cluster, bins, archives, say)
+        _start(cluster, bins, archives, say, network_policy)
     except BaseException:
         say("up failed; logs are kept in " + str(paths.LOGS))
         raise
@@ -116,7 +126,9 @@ def up(
     return paths.KUBECONFIG
 
 
-def _start(cluster: Cluster, bins: dict[str, Path], archives: tuple[Path, Path], say: Stages) -> None:
+def _start(
+    cluster: Cluster, bins: dict[str, Path], archives: tuple[Path, Path], say: Stages, network_policy: str
+) -> None:
     k8s = bins["kubernetes"]
     for d in (paths.STATE, paths.LOGS, config.RUN):
         d.mkdir(parents=True, exist_ok=True)
@@ -129,6 +141,7 @@ def _start(cluster: Cluster, bins: dict[str, Path], archives: tuple[Path, Path],
         "controller-manager": ("system:kube-controller-manager", ()),
         "scheduler": ("system:kube-scheduler", ()),
         "kube-proxy": ("system:kube-proxy", ()),
+        "kube-router": ("netconform:kube-router", ()),
     }
     clients.update({f"kubelet-{n.name}": (f"system:node:{n.name}", ("system:nodes",)) for n in cluster.nodes})
     p = pki.create(
@@ -168,6 +181,8 @@ def _start(cluster: Cluster, bins: dict[str, Path], archives: tuple[Path, Path],
         serving = pki.kubelet_serving(p, n.name, n.ip)
         node.start_kubelet(n, k8s, kcfg[f"kubelet-{n.name}"], node.kubelet_config(n, serving, p.ca.cert, resolv))
         node.start_kube_proxy(n, k8s, kcfg["kube-proxy"])
+        if network_policy == "kube-router":
+            node.start_network_policy(n, bins["kube-router"], kcfg["kube-router"])
     _apply(cluster, "rbac.yaml")
     pod_cidrs = _wait_pod_cidrs(cluster)
     for n in cluster.nodes:
@@ -406,6 +421,20 @@ def ensure_kube_proxy(cluster: Cluster) -> list[str]:
     for n in cluster.nodes:
         if procs.running(f"kube-proxy-{n.name}") is None:
             node.start_kube_proxy(n, cluster.bins, paths.STATE / "kube-proxy.kubeconfig")
+            started.append(n.name)
+    return started
+
+
+def ensure_network_policy(cluster: Cluster) -> list[str]:
+    """Start the NetworkPolicy engine again on every node where it is not running (after a fault stopped it); a
+    cluster booted with `--network-policy=none` has none to start."""
+    if (read_meta() or {}).get("network_policy") != "kube-router":
+        return []
+    bins = build.bin_dir(build.kube_router_recipe())
+    started = []
+    for n in cluster.nodes:
+        if procs.running(f"kube-router-{n.name}") is None:
+            node.start_network_policy(n, bins, paths.STATE / "kube-router.kubeconfig")
             started.append(n.name)
     return started
 

@@ -224,5 +224,25 @@ def start_kube_proxy(node: Node, bins: Path, kubeconfig: Path) -> None:
     procs.start(f"kube-proxy-{node.name}", [str(bins / "kube-proxy"), f"--config={f}", "--v=1"], netns=node.netns)
 
 
+def start_network_policy(node: Node, bins: Path, kubeconfig: Path) -> None:
+    """kube-router's NetworkPolicy controller alone (no routing, no service proxy, no CNI config), in the node's
+    network namespace: its iptables chains and ipsets live there and go with the namespace at `down`."""
+    procs.start(
+        f"kube-router-{node.name}",
+        [
+            str(bins / "kube-router"),
+            "--run-firewall=true",
+            "--run-router=false",
+            "--run-service-proxy=false",
+            "--enable-cni=false",
+            f"--kubeconfig={kubeconfig}",
+            f"--hostname-override={node.name}",
+            f"--service-cluster-ip-range={config.SERVICE_CIDR}",
+            f"--service-node-port-range={config.NODEPORT_RANGE}",
+        ],
+        netns=node.netns,
+    )
+
+
 def remove_state(node_name: str) -> None:
     shutil.rmtree(Path("/etc/cni/net.d/netconform") / node_name, ignore_errors=True)
