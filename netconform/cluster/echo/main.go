@@ -6,7 +6,11 @@
 // HTTP (--http-port): /hostname, /clientip (ip:port as the server saw it), /echo?msg=, /upload (reads the body,
 // answers its size), /healthz. With --name, the name is the answer on / and under each of --name-paths (Ingress
 // backends: a misrouted request is told apart by the name in its answer).
-// UDP (--udp-port): "hostname", "clientip", "echo <text>".
+// UDP (--udp-port): "hostname", "clientip", "echo <text>". Both flags take one port or a comma-separated list.
+//
+// `nc-echo probe [--timeout 1s] tcp:HOST:PORT udp:HOST:PORT ...` is the client side of a connectivity matrix: it
+// tries every target at once (HTTP GET /hostname over TCP, "hostname" over UDP) and prints one line per target, in
+// the order given: "<target> ok <hostname>" or "<target> fail <reason>". One exec probes a whole row.
 package main
 
 import (
@@ -17,20 +21,28 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
 func main() {
-	httpPort := flag.Int("http-port", 8080, "HTTP port (0: none)")
-	udpPort := flag.Int("udp-port", 0, "UDP port (0: none)")
+	if len(os.Args) > 1 && os.Args[1] == "probe" {
+		probe(os.Args[2:])
+		return
+	}
+	httpPorts := flag.String("http-port", "8080", "HTTP port(s), comma-separated (0: none)")
+	udpPorts := flag.String("udp-port", "0", "UDP port(s), comma-separated (0: none)")
 	name := flag.String("name", "", "answer this name on / and under --name-paths")
 	namePaths := flag.String("name-paths", "", "comma-separated path prefixes answered with --name")
 	flag.Parse()
 	host, _ := os.Hostname()
-	if *udpPort != 0 {
-		go serveUDP(*udpPort, host)
+	for _, port := range ports(*udpPorts) {
+		go serveUDP(port, host)
 	}
-	if *httpPort == 0 {
+	httpPort := ports(*httpPorts)
+	if len(httpPort) == 0 {
 		select {}
 	}
 	mux := http.NewServeMux()
@@ -63,8 +75,100 @@ func main() {
 		}
 		http.NotFound(w, r)
 	})
-	log.Printf("nc-echo: http :%d, udp :%d, name %q under %v", *httpPort, *udpPort, *name, prefixes)
-	log.Fatal(http.ListenAndServe(fmt.Sprintf(":%d", *httpPort), mux))
+	log.Printf("nc-echo: http %v, udp %v, name %q under %v", httpPort, ports(*udpPorts), *name, prefixes)
+	for _, port := range httpPort[1:] {
+		go func(port int) { log.Fatal(http.ListenAndServe(fmt.Sprintf(":%d", port), mux)) }(port)
+	}
+	log.Fatal(http.ListenAndServe(fmt.Sprintf(":%d", httpPort[0]), mux))
+}
+
+// ports parses "80,81"; 0 and empty entries mean none.
+func ports(list string) []int {
+	out := []int{}
+	for _, p := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil && strings.TrimSpace(p) != "" {
+			log.Fatalf("nc-echo: bad port %q", p)
+		}
+		if n > 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func probe(args []string) {
+	fs := flag.NewFlagSet("probe", flag.ExitOnError)
+	timeout := fs.Duration("timeout", time.Second, "per-target deadline")
+	fs.Parse(args)
+	targets := fs.Args()
+	results := make([]string, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func(i int, t string) {
+			defer wg.Done()
+			answer, err := try(t, *timeout)
+			if err != nil {
+				results[i] = fmt.Sprintf("%s fail %s", t, oneLine(err.Error()))
+			} else {
+				results[i] = fmt.Sprintf("%s ok %s", t, oneLine(answer))
+			}
+		}(i, t)
+	}
+	wg.Wait()
+	for _, r := range results {
+		fmt.Println(r)
+	}
+}
+
+func try(target string, timeout time.Duration) (string, error) {
+	proto, addr, ok := strings.Cut(target, ":")
+	if !ok {
+		return "", fmt.Errorf("target %q is not proto:host:port", target)
+	}
+	switch proto {
+	case "tcp":
+		client := http.Client{Timeout: timeout}
+		resp, err := client.Get("http://" + addr + "/hostname")
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return "", err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		return string(body), nil
+	case "udp":
+		conn, err := net.DialTimeout("udp", addr, timeout)
+		if err != nil {
+			return "", err
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(timeout))
+		if _, err := conn.Write([]byte("hostname\n")); err != nil {
+			return "", err
+		}
+		buf := make([]byte, 512)
+		n, err := conn.Read(buf)
+		if err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	}
+	return "", fmt.Errorf("unknown protocol %q", proto)
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "-"
+	}
+	return strings.Join(strings.Fields(s), " ")
 }
 
 func servesName(path string, prefixes []string) bool {
