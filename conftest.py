@@ -13,6 +13,7 @@ pytest_plugins = [
     "fixtures.tls",
     "fixtures.ingress",
     "fixtures.preconditions",
+    "fixtures.netpol",
     "fixtures.prestart",
     "fixtures.schedule",
 ]

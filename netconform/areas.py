@@ -120,6 +120,12 @@ AREAS: tuple[Area, ...] = (
         long_lead=True,
     ),
     Area(
+        "networkpolicy",
+        "NetworkPolicy allows and denies exactly what the API says, as truth tables",
+        "a network plugin that enforces NetworkPolicy (probed once per run: a deny-all policy must block a "
+        "working connection)",
+    ),
+    Area(
         "crossnode",
         "pod and Service traffic between every node pair",
         "at least 2 schedulable Ready nodes",

@@ -40,6 +40,8 @@ class Fault:
     env: dict[str, str] = field(default_factory=dict)
     #: Tests matching these may fail or pass (the fault legitimately reaches them too).
     may_fail: tuple[str, ...] = ()
+    #: Without --require, what every skip must say (a fault that removes a capability).
+    skips_say: str = "ingress controller is not running"
 
     def for_nodes(self, nodes: int) -> Fault:
         """The expectations on a cluster of `nodes` nodes: with one node the node-pair checks are unsupported
@@ -149,6 +151,27 @@ def unroute_acme_solver(ctx: Ctx) -> None:
 def reroute_acme_solver(ctx: Ctx) -> None:
     lifecycle.reapply_addon(lifecycle.current(), "pebble")
     ctx.wait_rollout("netconform-acme", "pebble")
+
+
+def stop_policy_engine(*nodes: str) -> Callable[[Ctx], None]:
+    """Stop kube-router on these nodes (all when none named): rules it programmed stay, new policies are not."""
+
+    def act(ctx: Ctx) -> None:
+        names = [f"kube-router-{n}" for n in nodes] if nodes else None
+        procs.stop_pids(
+            [
+                pid
+                for name, pid in procs.recorded().items()
+                if name.startswith("kube-router-") and (not names or name in names)
+            ],
+            deadline_s=3,
+        )
+
+    return act
+
+
+def start_policy_engine(ctx: Ctx) -> None:
+    lifecycle.ensure_network_policy(lifecycle.current())
 
 
 def nothing(ctx: Ctx) -> None:
@@ -261,6 +284,37 @@ FAULTS = [
         may_fail=CROSS,
     ),
     Fault(
+        "policy-engine-stopped-on-node-2",
+        ("conformance/test_networkpolicy.py",),
+        stop_policy_engine("nc-node-2"),
+        start_policy_engine,
+        # x/b, y/a, y/c and z/b run on nc-node-2: policies that isolate them are not enforced there.
+        must_fail=("[default-deny-incoming]", "[allow-by-namespace-selector]", "test_networkpolicy_update_from"),
+        must_pass=("[egress-to-a-cidr]",),  # it isolates x/a only, on nc-node-1
+        says=("nc-node-2",),
+        may_fail=("test_networkpolicy",),
+    ),
+    Fault(
+        "policy-engine-stopped-everywhere",
+        ("conformance/test_networkpolicy.py",),
+        stop_policy_engine(),
+        start_policy_engine,
+        must_fail=("test_networkpolicy",),
+        must_pass=(),
+        says=("NetworkPolicy is not enforced",),
+        args=("--require=networkpolicy",),
+    ),
+    Fault(
+        "policy-engine-stopped-everywhere-without-require",
+        ("conformance/test_networkpolicy.py",),
+        stop_policy_engine(),
+        start_policy_engine,
+        must_fail=(),
+        must_pass=(),
+        says=(),
+        skips_say="NetworkPolicy is not enforced",
+    ),
+    Fault(
         "node-2-veth-mtu-lowered",
         ("conformance/test_crossnode.py",),
         set_mtu(1280),
@@ -279,6 +333,7 @@ def healthy(ctx: Ctx) -> None:
     ctx.wait_rollout("kube-system", "coredns")
     ctx.wait_rollout("netconform-ingress", "traefik")
     assert not lifecycle.ensure_kube_proxy(lifecycle.current()), "kube-proxy was not running"
+    assert not lifecycle.ensure_network_policy(lifecycle.current()), "the NetworkPolicy engine was not running"
     for ns in node_namespaces():
         for table in ("filter", "raw"):
             assert (
@@ -292,7 +347,10 @@ def matching(run: SuiteRun, fragments: tuple[str, ...]) -> dict[str, str]:
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
 def test_fault_is_detected_by_exactly_the_expected_checks(fault: Fault, kubeconfig, run_suite, record_property):
-    if fault.name.startswith(("route-", "node-2-")) and "nc-node-2" not in node_namespaces():
+    if (
+        fault.name.startswith(("route-", "node-2-", "policy-engine-stopped-on-node-2"))
+        and "nc-node-2" not in node_namespaces()
+    ):
         pytest.skip("needs a cluster with 2 nodes")
     fault = fault.for_nodes(len(node_namespaces()))
     ctx = Ctx(kubeconfig)
@@ -328,9 +386,8 @@ def test_fault_is_detected_by_exactly_the_expected_checks(fault: Fault, kubeconf
         assert any(w in run.messages[t] for w in fault.says), f"{t} does not name the cause: {run.messages[t]}"
         assert run.times[t] <= 60, f"{t} took {run.times[t]:.0f}s to fail"
     if not fault.must_fail:  # without --require a missing controller is a skip that says why
-        assert not failed and all("ingress controller is not running" in run.messages[t] for t in run.ids("skipped")), (
-            run.output
-        )
+        skipped = run.ids("skipped")
+        assert not failed and skipped and all(fault.skips_say in run.messages[t] for t in skipped), run.output
 
 
 @pytest.mark.timeout(900)

@@ -25,6 +25,13 @@ def test_every_shipped_manifest_renders_and_names_the_same_image():
             "SKIP_TLS_VERIFY",
             "ISSUER",
             "COLOUR",
+            "NODE",
+            "X",
+            "Y",
+            "Z",
+            "RUN",
+            "EXCEPT_1",
+            "EXCEPT_2",
         )
     }
     values["IMAGE"] = "netconform.local/toolbox:v1"

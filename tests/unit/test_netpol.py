@@ -1,0 +1,209 @@
+"""The NetworkPolicy evaluator against the API reference's rules, one rule per case."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from netconform.netpol import ContainerPort, Pod, allowed, policy_types, selects
+
+PORTS = (
+    ContainerPort(80, "TCP", "serve-80-tcp"),
+    ContainerPort(81, "TCP", "serve-81-tcp"),
+    ContainerPort(80, "UDP", "serve-80-udp"),
+    ContainerPort(81, "UDP", "serve-81-udp"),
+)
+NS = {"x": {"ns": "x", "team": "red"}, "y": {"ns": "y", "team": "red"}, "z": {"ns": "z", "team": "blue"}}
+
+
+def pod(ns: str, name: str, ip: str) -> Pod:
+    return Pod(ns, name, {"pod": name}, ip, PORTS)
+
+
+XA, XB, YA, YB, ZC = (
+    pod("x", "a", "10.0.0.1"),
+    pod("x", "b", "10.0.0.2"),
+    pod("y", "a", "10.0.1.1"),
+    pod("y", "b", "10.0.1.2"),
+    pod("z", "c", "10.0.2.3"),
+)
+
+
+def policy(ns: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"name": "p", "namespace": ns}, "spec": spec}
+
+
+def test_no_policy_allows_everything() -> None:
+    assert allowed([], NS, XA, ZC, 80)
+
+
+def test_deny_all_ingress_isolates_only_the_selected_namespace() -> None:
+    deny = [policy("x", {"podSelector": {}, "policyTypes": ["Ingress"]})]
+    assert not allowed(deny, NS, YA, XA, 80)
+    assert not allowed(deny, NS, XB, XA, 80), "pods of the same namespace are denied too"
+    assert allowed(deny, NS, XA, YA, 80), "egress from the isolated pod is untouched"
+
+
+def test_policy_types_default_to_ingress_plus_egress_when_rules_exist() -> None:
+    assert policy_types(policy("x", {"podSelector": {}})) == ["Ingress"]
+    assert policy_types(policy("x", {"podSelector": {}, "egress": []})) == ["Ingress", "Egress"]
+
+
+def test_egress_deny_blocks_the_source_not_the_destination() -> None:
+    deny = [policy("x", {"podSelector": {}, "policyTypes": ["Egress"]})]
+    assert not allowed(deny, NS, XA, YA, 80)
+    assert allowed(deny, NS, YA, XA, 80)
+
+
+def test_pod_selector_peer_is_limited_to_the_policy_namespace() -> None:
+    allow_b = [
+        policy(
+            "x",
+            {
+                "podSelector": {"matchLabels": {"pod": "a"}},
+                "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}]}],
+            },
+        )
+    ]
+    assert allowed(allow_b, NS, XB, XA, 80)
+    assert not allowed(allow_b, NS, YB, XA, 80), "y/b has the label but lives in another namespace"
+    assert allowed(allow_b, NS, YB, XB, 80), "x/b is not selected by the policy"
+
+
+def test_namespace_selector_and_pod_selector_in_one_peer_is_and_in_two_peers_is_or() -> None:
+    one_peer = [
+        policy(
+            "x",
+            {
+                "podSelector": {},
+                "ingress": [
+                    {
+                        "from": [
+                            {
+                                "namespaceSelector": {"matchLabels": {"ns": "y"}},
+                                "podSelector": {"matchLabels": {"pod": "a"}},
+                            }
+                        ]
+                    }
+                ],
+            },
+        )
+    ]
+    two_peers = [
+        policy(
+            "x",
+            {
+                "podSelector": {},
+                "ingress": [
+                    {
+                        "from": [
+                            {"namespaceSelector": {"matchLabels": {"ns": "y"}}},
+                            {"podSelector": {"matchLabels": {"pod": "a"}}},
+                        ]
+                    }
+                ],
+            },
+        )
+    ]
+    assert allowed(one_peer, NS, YA, XB, 80)
+    assert not allowed(one_peer, NS, YB, XB, 80)
+    assert not allowed(one_peer, NS, XA, XB, 80), "x/a matches the pod part only"
+    assert allowed(two_peers, NS, YB, XB, 80)
+    assert allowed(two_peers, NS, XA, XB, 80)
+    assert not allowed(two_peers, NS, ZC, XB, 80)
+
+
+def test_ports_by_number_range_name_and_protocol() -> None:
+    def only(port: dict[str, Any]) -> list[dict[str, Any]]:
+        return [policy("x", {"podSelector": {}, "ingress": [{"ports": [port]}]})]
+
+    assert allowed(only({"port": 80}), NS, YA, XA, 80)
+    assert not allowed(only({"port": 80}), NS, YA, XA, 81)
+    assert not allowed(only({"port": 80}), NS, YA, XA, 80, "UDP"), "protocol defaults to TCP"
+    assert allowed(only({"port": 80, "protocol": "UDP"}), NS, YA, XA, 80, "UDP")
+    assert allowed(only({"port": 80, "endPort": 81}), NS, YA, XA, 81)
+    assert not allowed(only({"port": 79, "endPort": 80}), NS, YA, XA, 81)
+    assert allowed(only({"port": "serve-81-tcp"}), NS, YA, XA, 81)
+    assert not allowed(only({"port": "serve-81-tcp"}), NS, YA, XA, 80)
+    assert not allowed(only({"port": "serve-81-tcp", "protocol": "UDP"}), NS, YA, XA, 81, "UDP")
+    assert allowed(only({"protocol": "UDP"}), NS, YA, XA, 81, "UDP"), "a port entry without port: every port"
+
+
+def test_ip_block_with_except() -> None:
+    rule = [
+        policy(
+            "x",
+            {
+                "podSelector": {},
+                "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/16", "except": ["10.0.1.0/24"]}}]}],
+            },
+        )
+    ]
+    assert allowed(rule, NS, XB, XA, 80)
+    assert not allowed(rule, NS, YA, XA, 80)
+    assert allowed(rule, NS, ZC, XA, 80)
+
+
+def test_egress_to_a_cidr_and_ingress_together_must_both_admit() -> None:
+    policies = [
+        policy(
+            "x",
+            {
+                "podSelector": {"matchLabels": {"pod": "a"}},
+                "policyTypes": ["Egress"],
+                "egress": [{"to": [{"ipBlock": {"cidr": "10.0.1.0/24"}}]}],
+            },
+        ),
+        policy(
+            "y",
+            {
+                "podSelector": {"matchLabels": {"pod": "b"}},
+                "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "blue"}}}]}],
+            },
+        ),
+    ]
+    assert allowed(policies, NS, XA, YA, 80)
+    assert not allowed(policies, NS, XA, YB, 80), "egress admits, ingress at y/b does not"
+    assert not allowed(policies, NS, XA, ZC, 80), "egress does not admit z"
+    assert allowed(policies, NS, ZC, YB, 80)
+
+
+def test_several_policies_are_a_union() -> None:
+    policies = [
+        policy("x", {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"ns": "y"}}}]}]}),
+        policy("x", {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"ns": "z"}}}]}]}),
+    ]
+    assert allowed(policies, NS, YA, XA, 80) and allowed(policies, NS, ZC, XA, 80)
+    assert not allowed(policies, NS, XB, XA, 80)
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "want"),
+    [
+        ({}, {"a": "1"}, True),
+        ({"matchLabels": {"a": "1"}}, {"a": "2"}, False),
+        ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1", "2"]}]}, {"a": "2"}, True),
+        ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]}, {}, True),
+        ({"matchExpressions": [{"key": "a", "operator": "Exists"}]}, {}, False),
+        ({"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]}, {"a": "1"}, False),
+    ],
+)
+def test_label_selectors(selector: dict[str, Any], labels: dict[str, str], want: bool) -> None:
+    assert selects(selector, labels) is want
+
+
+def test_the_matrix_leaves_out_a_pod_to_itself_and_draws_it_as_a_dash() -> None:
+    from netconform.netpol import Cell, expected_matrix, truth_table
+
+    deny = [policy("x", {"podSelector": {}, "policyTypes": ["Ingress"]})]
+    matrix = expected_matrix(deny, NS, [XA, XB, YA])
+    assert Cell("x/a", "x/a", 80, "TCP", "pod IP") not in matrix
+    assert matrix[Cell("y/a", "x/a", 80, "TCP", "Service")] is False
+    assert matrix[Cell("x/a", "y/a", 81, "UDP", "pod IP")] is True
+    assert len(matrix) == 3 * 2 * 4 * 2
+    assert truth_table(matrix, [XA, XB, YA], 80, "TCP", "pod IP").splitlines()[1:] == [
+        "x/a -   X   .  ",
+        "x/b X   -   .  ",
+        "y/a X   X   -  ",
+    ]
