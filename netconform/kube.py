@@ -274,6 +274,22 @@ class Kube:
             )
         return ExecResult(_exit_code("".join(status)), "".join(out), "".join(err))
 
+    def open_exec(self, namespace: str, pod: str, command: list[str]) -> ExecSession:
+        """Start a command in a pod and keep it running, stdin open: one exec for many request/answer rounds
+        (`ExecSession.ask`), where every round as its own exec would cost the API server, kubelet and runtime."""
+        query = [("command", part) for part in command]
+        query += [("stderr", "true"), ("stdin", "true"), ("stdout", "true"), ("tty", "false")]
+        _, url, headers = self._request(
+            "/api/v1/namespaces/{namespace}/pods/{name}/exec", {"namespace": namespace, "name": pod}, query
+        )
+        ws = self._call(
+            lambda: websocket_call(self.api.configuration, "GET", url, headers=headers, _preload_content=False),
+            "create",
+            "pods/exec",
+            namespace,
+        )
+        return ExecSession(ws)
+
     def logs(self, namespace: str, pod: str, tail: int = 50) -> str:
         try:
             return str(
@@ -340,6 +356,36 @@ class Kube:
         """From now on every call fails at once with this line."""
         self.unreachable = f"the API server at {self.server} stopped answering ({why})"
         raise ClusterUnreachable(self.unreachable)
+
+
+@dataclass
+class ExecSession:
+    """A command kept running in a pod by `Kube.open_exec`: a line in on stdin, lines out until an end marker."""
+
+    ws: Any
+
+    def ask(self, line: str, end: str, timeout_s: float) -> list[str] | None:
+        """Send one line; the lines answered before `end`, or None when the session ended or went silent (the
+        caller starts a new one: nothing here waits past `timeout_s`)."""
+        try:
+            self.ws.write_stdin(line + "\n")
+            out: list[str] = []
+            deadline = time.monotonic() + timeout_s
+            while self.ws.is_open() and time.monotonic() < deadline:
+                got = self.ws.readline_stdout(timeout=max(0.05, deadline - time.monotonic()))
+                if got == end:
+                    return out
+                if got:
+                    out.append(got)
+            return None
+        except Exception:  # a closed socket: the answer is "no session", never an exception in a probe
+            return None
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        except Exception:
+            pass
 
 
 def _exit_code(status: str) -> int:

@@ -11,9 +11,12 @@
 // `nc-echo probe [--timeout 1s] tcp:HOST:PORT udp:HOST:PORT ...` is the client side of a connectivity matrix: it
 // tries every target at once (HTTP GET /hostname over TCP, "hostname" over UDP) and prints one line per target, in
 // the order given: "<target> ok <hostname>" or "<target> fail <reason>". One exec probes a whole row.
+// With --stdin it keeps doing so: each line read is a list of targets, answered the same way and ended by a line
+// "." (one exec session serves every round of a matrix).
 package main
 
 import (
+	"bufio"
 	"flag"
 	"fmt"
 	"io"
@@ -100,15 +103,28 @@ func ports(list string) []int {
 func probe(args []string) {
 	fs := flag.NewFlagSet("probe", flag.ExitOnError)
 	timeout := fs.Duration("timeout", time.Second, "per-target deadline")
+	stdin := fs.Bool("stdin", false, "read target lists from stdin, one round per line, each answer ended by \".\"")
 	fs.Parse(args)
-	targets := fs.Args()
+	if !*stdin {
+		probeRound(fs.Args(), *timeout)
+		return
+	}
+	lines := bufio.NewScanner(os.Stdin)
+	lines.Buffer(make([]byte, 1<<20), 1<<20)
+	for lines.Scan() {
+		probeRound(strings.Fields(lines.Text()), *timeout)
+		fmt.Println(".")
+	}
+}
+
+func probeRound(targets []string, timeout time.Duration) {
 	results := make([]string, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {
 		wg.Add(1)
 		go func(i int, t string) {
 			defer wg.Done()
-			answer, err := try(t, *timeout)
+			answer, err := try(t, timeout)
 			if err != nil {
 				results[i] = fmt.Sprintf("%s fail %s", t, oneLine(err.Error()))
 			} else {
@@ -129,7 +145,9 @@ func try(target string, timeout time.Duration) (string, error) {
 	}
 	switch proto {
 	case "tcp":
-		client := http.Client{Timeout: timeout}
+		// A fresh connection every time: a kept-alive one, opened before a policy changed, would pass as
+		// established traffic and report what the policy allowed earlier.
+		client := http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
 		resp, err := client.Get("http://" + addr + "/hostname")
 		if err != nil {
 			return "", err
