@@ -42,6 +42,9 @@ class Fault:
     may_fail: tuple[str, ...] = ()
     #: Without --require, what every skip must say (a fault that removes a capability).
     skips_say: str = "ingress controller is not running"
+    #: xdist's distribution: "load" spreads one module's checks over workers (each its own namespace); a module
+    #: whose checks share one lab and run in order (NetworkPolicy) keeps it whole with "loadfile".
+    dist: str = "load"
 
     def for_nodes(self, nodes: int) -> Fault:
         """The expectations on a cluster of `nodes` nodes: with one node the node-pair checks are unsupported
@@ -293,6 +296,7 @@ FAULTS = [
         must_pass=("[egress-to-a-cidr]",),  # it isolates x/a only, on nc-node-1
         says=("nc-node-2",),
         may_fail=("test_networkpolicy",),
+        dist="loadfile",
     ),
     Fault(
         "policy-engine-stopped-everywhere",
@@ -303,6 +307,7 @@ FAULTS = [
         must_pass=(),
         says=("NetworkPolicy is not enforced",),
         args=("--require=networkpolicy",),
+        dist="loadfile",
     ),
     Fault(
         "policy-engine-stopped-everywhere-without-require",
@@ -313,6 +318,7 @@ FAULTS = [
         must_pass=(),
         says=(),
         skips_say="NetworkPolicy is not enforced",
+        dist="loadfile",
     ),
     Fault(
         "node-2-veth-mtu-lowered",
@@ -356,7 +362,7 @@ def test_fault_is_detected_by_exactly_the_expected_checks(fault: Fault, kubeconf
     ctx = Ctx(kubeconfig)
     fault.inject(ctx)
     try:
-        run = run_suite(*fault.paths, *fault.args, "--dist=load", workers=6, env=fault.env)
+        run = run_suite(*fault.paths, *fault.args, f"--dist={fault.dist}", workers=6, env=fault.env)
     finally:
         fault.restore(ctx)
     healthy(ctx)
