@@ -5,6 +5,8 @@
 # The cluster is brought to each node count first (`netconform cluster up --nodes N`); each run starts when the
 # previous run's namespaces are gone.
 # Usage: benchmarks/suite.sh [RUNS] [NODES ...]     e.g. benchmarks/suite.sh 3 1 2
+# MARK selects checks by marker (MARK="not networkpolicy"), ARGS adds plain pytest arguments, UP_ARGS arguments of
+# `cluster up` (UP_ARGS=--network-policy=none).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
@@ -12,7 +14,7 @@ runs=${1:-3}; shift || true
 node_counts=("${@:-2}")
 workers=${WORKERS:-4}
 for nodes in "${node_counts[@]}"; do
-  netconform cluster up --nodes "$nodes" >/dev/null || exit 1
+  netconform cluster up --nodes "$nodes" ${UP_ARGS:-} >/dev/null || exit 1
   export PATH="$(netconform cluster bin-dir):$PATH"
   kc=$(netconform cluster kubeconfig)
   results=()
@@ -23,7 +25,7 @@ for nodes in "${node_counts[@]}"; do
     kubectl --kubeconfig "$kc" wait --for=delete namespace -l netconform.io/run --timeout=120s >/dev/null 2>&1
     start=$(date +%s.%N)
     summary=$(NETCONFORM_RUN_ID=$run pytest -q -p no:randomly --kube-config="$kc" -n "$workers" --dist loadfile \
-      ${ARGS:-} 2>&1 | tail -1)
+      ${MARK:+-m "$MARK"} ${ARGS:-} 2>&1 | tail -1)
     t=$(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')")
     echo "$nodes node(s), run $i: ${t}s  $summary"
     results+=("$t $run")

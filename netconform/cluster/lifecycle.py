@@ -181,9 +181,10 @@ def _start(
         serving = pki.kubelet_serving(p, n.name, n.ip)
         node.start_kubelet(n, k8s, kcfg[f"kubelet-{n.name}"], node.kubelet_config(n, serving, p.ca.cert, resolv))
         node.start_kube_proxy(n, k8s, kcfg["kube-proxy"])
-        if network_policy == "kube-router":
-            node.start_network_policy(n, bins["kube-router"], kcfg["kube-router"])
     _apply(cluster, "rbac.yaml")
+    if network_policy == "kube-router":  # after its ClusterRole: started before, it only logs refusals and retries
+        for n in cluster.nodes:
+            node.start_network_policy(n, bins["kube-router"], kcfg["kube-router"])
     pod_cidrs = _wait_pod_cidrs(cluster)
     for n in cluster.nodes:
         f = node.write_cni(n, pod_cidrs[n.name])
