@@ -182,9 +182,6 @@ def _start(
         node.start_kubelet(n, k8s, kcfg[f"kubelet-{n.name}"], node.kubelet_config(n, serving, p.ca.cert, resolv))
         node.start_kube_proxy(n, k8s, kcfg["kube-proxy"])
     _apply(cluster, "rbac.yaml")
-    if network_policy == "kube-router":  # after its ClusterRole: started before, it only logs refusals and retries
-        for n in cluster.nodes:
-            node.start_network_policy(n, bins["kube-router"], kcfg["kube-router"])
     pod_cidrs = _wait_pod_cidrs(cluster)
     for n in cluster.nodes:
         f = node.write_cni(n, pod_cidrs[n.name])
@@ -197,6 +194,10 @@ def _start(
             "netconform.io/cni-bin-dir=/usr/lib/cni",
         )
     network.route_pod_cidrs(cluster.nodes, pod_cidrs)
+    if network_policy == "kube-router":
+        # Once its ClusterRole exists and its node is registered: it exits when it cannot find its node.
+        for n in cluster.nodes:
+            node.start_network_policy(n, bins["kube-router"], kcfg["kube-router"])
     say("nodes registered; pod CIDRs routed: " + ", ".join(f"{k}={v}" for k, v in sorted(pod_cidrs.items())))
     for addon in ADDON_FILES:
         _apply(cluster, addon, **_images_values())

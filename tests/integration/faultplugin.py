@@ -16,6 +16,8 @@ from netconform import certs
 from netconform.cluster import network, procs
 
 FAULT_COMMENT = "netconform-fault"
+#: The tables fault rules go into (and are cleared from).
+FAULT_TABLES = ("filter", "raw", "mangle")
 
 
 def node_namespaces() -> list[str]:
@@ -41,7 +43,9 @@ def _blackhole_one_backend(item: pytest.Item) -> None:
     pods = sorted(workloads.ready_pods("app=web"), key=lambda p: p["metadata"]["name"])
     victim = pods[0]
     ip = victim["status"]["podIP"]
-    add_rule("filter", "FORWARD", "-d", ip)
+    # mangle, not filter: a NetworkPolicy engine may keep its own jump first in filter FORWARD and accept pod
+    # traffic there (kube-router does, for every pod); mangle FORWARD comes before it, after the Service DNAT.
+    add_rule("mangle", "FORWARD", "-d", ip)
     print(f"netconform fault: blackholed {victim['metadata']['name']} ({ip})")
 
 
@@ -91,7 +95,7 @@ def pytest_runtest_call(item: pytest.Item) -> None:
 def clear_rules() -> None:
     """Remove every rule a fault of this plugin added (by its comment)."""
     for ns in node_namespaces():
-        for table in ("filter", "raw"):
+        for table in FAULT_TABLES:
             rules = procs.run(["ip", "netns", "exec", ns, "iptables", "-w", "-t", table, "-S"], check=False).stdout
             for rule in rules.splitlines():
                 if FAULT_COMMENT in rule and rule.startswith("-A "):

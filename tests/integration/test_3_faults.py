@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-from faultplugin import FAULT_COMMENT, add_rule, clear_rules, node_namespaces
+from faultplugin import FAULT_COMMENT, FAULT_TABLES, add_rule, clear_rules, node_namespaces
 
 from conftest import SuiteRun, kubectl
 from netconform.cluster import lifecycle, procs
@@ -177,6 +178,38 @@ def start_policy_engine(ctx: Ctx) -> None:
     lifecycle.ensure_network_policy(lifecycle.current())
 
 
+FLUSHER: list[subprocess.Popen[bytes]] = []
+#: kube-router's entry chains; flushed, no packet reaches a pod's firewall chain.
+ENGINE_CHAINS = ("KUBE-ROUTER-FORWARD", "KUBE-ROUTER-INPUT", "KUBE-ROUTER-OUTPUT")
+
+
+def flush_policy_rules(node: str) -> Callable[[Ctx], None]:
+    """Something else on the node keeps wiping the engine's rules (a firewall reload, another agent): every 0.1 s
+    its entry chains are flushed on `node`, while the engine keeps re-programming them on each event."""
+
+    def act(ctx: Ctx) -> None:
+        flush = "; ".join(f"iptables -w -F {c} 2>/dev/null" for c in ENGINE_CHAINS)
+        FLUSHER.append(
+            subprocess.Popen(["ip", "netns", "exec", node, "sh", "-c", f"while true; do {flush}; sleep 0.1; done"])
+        )
+
+    return act
+
+
+def stop_flushing(node: str) -> Callable[[Ctx], None]:
+    """Stop the wiping, and restart the engine on `node` so that it programs every rule again at once."""
+
+    def act(ctx: Ctx) -> None:
+        while FLUSHER:
+            proc = FLUSHER.pop()
+            proc.kill()
+            proc.wait(10)
+        stop_policy_engine(node)(ctx)
+        start_policy_engine(ctx)
+
+    return act
+
+
 def nothing(ctx: Ctx) -> None:
     pass
 
@@ -299,6 +332,17 @@ FAULTS = [
         dist="loadfile",
     ),
     Fault(
+        "policy-rules-flushed-on-node-2",
+        ("conformance/test_networkpolicy.py",),
+        flush_policy_rules("nc-node-2"),
+        stop_flushing("nc-node-2"),
+        must_fail=("[default-deny-incoming]", "[allow-by-namespace-selector]"),
+        must_pass=(),
+        says=("nc-node-2",),
+        may_fail=("test_networkpolicy",),
+        dist="loadfile",
+    ),
+    Fault(
         "policy-engine-stopped-everywhere",
         ("conformance/test_networkpolicy.py",),
         stop_policy_engine(),
@@ -341,7 +385,7 @@ def healthy(ctx: Ctx) -> None:
     assert not lifecycle.ensure_kube_proxy(lifecycle.current()), "kube-proxy was not running"
     assert not lifecycle.ensure_network_policy(lifecycle.current()), "the NetworkPolicy engine was not running"
     for ns in node_namespaces():
-        for table in ("filter", "raw"):
+        for table in FAULT_TABLES:
             assert (
                 FAULT_COMMENT not in procs.run(["ip", "netns", "exec", ns, "iptables", "-w", "-t", table, "-S"]).stdout
             )
