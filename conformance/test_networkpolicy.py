@@ -63,6 +63,8 @@ def enforcement(policy_lab: PolicyLab) -> Enforcement:
 @pytest.fixture
 def lab(policy_lab: PolicyLab, enforcement: Enforcement, cluster: ClusterHandle) -> PolicyLab:
     """The lab with no policy applied, on a cluster that enforces policies (else the check ends unsupported)."""
+    if enforcement.broken:
+        pytest.fail(f"the NetworkPolicy lab's pods cannot reach each other: {enforcement.broken}", pytrace=False)
     cluster.require("networkpolicy", None if enforcement.enforced else enforcement.detail)
     policy_lab.clear()
     return policy_lab
