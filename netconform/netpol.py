@@ -219,6 +219,19 @@ def differences(expected: Matrix, observed: Matrix) -> list[Cell]:
     return sorted(c for c, want in expected.items() if observed.get(c) != want)
 
 
+def truth_rows(matrix: Matrix, pods: Sequence[Pod], port: int, protocol: str, via: str, mark: str = "X") -> list[str]:
+    """One string per source pod, one character per destination: `.` a connection that went through, `mark` one
+    that did not, `-` a pod to itself (not compared), `?` a cell not probed."""
+    rows = []
+    for src in pods:
+        row = ""
+        for dst in pods:
+            v = matrix.get(Cell(src.key, dst.key, port, protocol, via))
+            row += "-" if src.key == dst.key else "?" if v is None else "." if v else mark
+        rows.append(row)
+    return rows
+
+
 def truth_table(
     matrix: Matrix,
     pods: Sequence[Pod],
@@ -228,18 +241,13 @@ def truth_table(
     mark: str = "X",
     names: Mapping[str, str] | None = None,
 ) -> str:
-    """Rows are sources, columns destinations; `.` a connection that went through, `X` one that did not (the
-    upstream netpol tests' layout), `-` a pod to itself (not compared), `?` a cell not probed."""
-    keys = [p.key for p in pods]
-    shown = {k: (names or {}).get(k, k) for k in keys}  # short names for the header and the rows ("x/a")
-    width = max(len(v) for v in shown.values())
-    lines = [" " * width + " " + " ".join(shown[k].ljust(width) for k in keys)]
-    for src in keys:
-        cells = []
-        for dst in keys:
-            v = matrix.get(Cell(src, dst, port, protocol, via))
-            cells.append(("-" if src == dst else "?" if v is None else "." if v else mark).ljust(width))
-        lines.append(shown[src].ljust(width) + " " + " ".join(cells))
+    """The rows drawn as a table with the pods' names (short ones from `names`, e.g. "x/a"): rows are sources,
+    columns destinations, the layout of upstream's netpol tests."""
+    shown = [(names or {}).get(p.key, p.key) for p in pods]
+    width = max(len(v) for v in shown)
+    lines = [" " * width + " " + " ".join(v.ljust(width) for v in shown)]
+    for name, row in zip(shown, truth_rows(matrix, pods, port, protocol, via, mark), strict=True):
+        lines.append(name.ljust(width) + " " + " ".join(c.ljust(width) for c in row))
     return "\n".join(lines)
 
 
@@ -264,8 +272,13 @@ def report(expected: Matrix, observed: Matrix, pods: Sequence[Pod], names: Mappi
     return "\n\n".join(parts) or "no difference"
 
 
-def as_json(matrix: Matrix) -> list[dict[str, Any]]:
-    return [
-        {"from": c.src, "to": c.dst, "port": c.port, "protocol": c.protocol, "via": c.via, "allowed": ok}
-        for c, ok in sorted(matrix.items())
-    ]
+def as_tables(expected: Matrix, observed: Matrix, pods: Sequence[Pod]) -> dict[str, dict[str, list[str]]]:
+    """Every port, protocol and path as expected and observed rows (see `truth_rows`), for reports/."""
+    return {
+        f"{port}/{proto} by {via}": {
+            "expected": truth_rows(expected, pods, port, proto, via),
+            "observed": truth_rows(observed, pods, port, proto, via),
+        }
+        for port, proto in PORTS
+        for via in VIAS
+    }

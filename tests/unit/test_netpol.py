@@ -207,3 +207,13 @@ def test_the_matrix_leaves_out_a_pod_to_itself_and_draws_it_as_a_dash() -> None:
         "x/b X   -   .  ",
         "y/a X   X   -  ",
     ]
+
+
+def test_report_tables_are_one_row_per_source_for_every_port_and_path() -> None:
+    from netconform.netpol import as_tables, expected_matrix
+
+    deny = [policy("x", {"podSelector": {}, "policyTypes": ["Ingress"]})]
+    expected = expected_matrix(deny, NS, [XA, XB, YA])
+    tables = as_tables(expected, {}, [XA, XB, YA])
+    assert len(tables) == 8
+    assert tables["81/UDP by Service"] == {"expected": ["-X.", "X-.", "XX-"], "observed": ["-??", "?-?", "??-"]}
