@@ -234,21 +234,7 @@ class Kube:
         The client's own `returncode` races the close of the websocket (the status may arrive after the streams,
         or be empty); this reads every channel until the socket closes and parses the status itself.
         """
-        query = [("command", part) for part in command]
-        query += [("stderr", "true"), ("stdin", "false"), ("stdout", "true"), ("tty", "false")]
-        if container:
-            query.append(("container", container))
-        _, url, headers = self._request(
-            "/api/v1/namespaces/{namespace}/pods/{name}/exec", {"namespace": namespace, "name": pod}, query
-        )
-        # The websocket is opened directly (not through the client's `stream`, which swaps the shared ApiClient's
-        # transport for the call's duration): concurrent execs and requests on other threads never share it.
-        ws = self._call(
-            lambda: websocket_call(self.api.configuration, "GET", url, headers=headers, _preload_content=False),
-            "create",
-            "pods/exec",
-            namespace,
-        )
+        ws = self._exec_socket(namespace, pod, command, stdin=False, container=container)
         out: list[str] = []
         err: list[str] = []
         status: list[str] = []
@@ -277,18 +263,27 @@ class Kube:
     def open_exec(self, namespace: str, pod: str, command: list[str]) -> ExecSession:
         """Start a command in a pod and keep it running, stdin open: one exec for many request/answer rounds
         (`ExecSession.ask`), where every round as its own exec would cost the API server, kubelet and runtime."""
+        return ExecSession(self._exec_socket(namespace, pod, command, stdin=True))
+
+    def _exec_socket(
+        self, namespace: str, pod: str, command: list[str], stdin: bool, container: str | None = None
+    ) -> Any:
+        """The exec websocket of `command` in a pod. Opened directly (not through the client's `stream`, which
+        swaps the shared ApiClient's transport for the call's duration): concurrent execs and requests on other
+        threads never share it."""
         query = [("command", part) for part in command]
-        query += [("stderr", "true"), ("stdin", "true"), ("stdout", "true"), ("tty", "false")]
+        query += [("stderr", "true"), ("stdin", str(stdin).lower()), ("stdout", "true"), ("tty", "false")]
+        if container:
+            query.append(("container", container))
         _, url, headers = self._request(
             "/api/v1/namespaces/{namespace}/pods/{name}/exec", {"namespace": namespace, "name": pod}, query
         )
-        ws = self._call(
+        return self._call(
             lambda: websocket_call(self.api.configuration, "GET", url, headers=headers, _preload_content=False),
             "create",
             "pods/exec",
             namespace,
         )
-        return ExecSession(ws)
 
     def logs(self, namespace: str, pod: str, tail: int = 50) -> str:
         try:

@@ -78,8 +78,17 @@ def scale_coredns(replicas: int) -> Callable[[Ctx], None]:
     return act
 
 
+def stop_components(prefix: str, *nodes: str) -> None:
+    """Stop the cluster's recorded processes named `<prefix><node>` (on every node when none is named)."""
+    names = {f"{prefix}{n}" for n in nodes}
+    procs.stop_pids(
+        [pid for name, pid in procs.recorded().items() if name.startswith(prefix) and (not names or name in names)],
+        deadline_s=3,
+    )
+
+
 def stop_kube_proxy(ctx: Ctx) -> None:
-    procs.stop_pids([pid for name, pid in procs.recorded().items() if name.startswith("kube-proxy-")], deadline_s=3)
+    stop_components("kube-proxy-")
     for ns in node_namespaces():
         chains = procs.run(["ip", "netns", "exec", ns, "iptables", "-w", "-t", "nat", "-S"]).stdout
         for line in chains.splitlines():
@@ -161,15 +170,7 @@ def stop_policy_engine(*nodes: str) -> Callable[[Ctx], None]:
     """Stop kube-router on these nodes (all when none named): rules it programmed stay, new policies are not."""
 
     def act(ctx: Ctx) -> None:
-        names = [f"kube-router-{n}" for n in nodes] if nodes else None
-        procs.stop_pids(
-            [
-                pid
-                for name, pid in procs.recorded().items()
-                if name.startswith("kube-router-") and (not names or name in names)
-            ],
-            deadline_s=3,
-        )
+        stop_components("kube-router-", *nodes)
 
     return act
 
