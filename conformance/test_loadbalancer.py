@@ -1,13 +1,23 @@
-"""LoadBalancer Services: an address is assigned and answers with a backend, or the cluster has no implementation."""
+"""LoadBalancer Services: an address is assigned and answers from inside and outside the cluster,
+externalTrafficPolicy Local keeps the client's address and steers health checks to nodes with a backend, and
+loadBalancerSourceRanges keeps everyone else out.
+
+No Service here is open to any source: each names the sources that may reach it (its probe pods, and the runner
+where the runner's own address is known: the local cluster; on a cloud the runner sits behind NAT).
+"""
 
 from __future__ import annotations
 
+import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pytest
 
-from fixtures.cluster import ClusterHandle
+from fixtures.cluster import ClusterHandle, nodes_under_test
 from fixtures.diagnostics import Diagnose
+from fixtures.prestart import Stage
 from fixtures.workloads import Backend, ServiceRef, Workloads
 from netconform import probes
 from netconform.errors import WaitTimeout
@@ -16,32 +26,70 @@ from netconform.probes import ProbePod
 
 pytestmark = pytest.mark.loadbalancer
 
-
-def source_ranges(cluster: ClusterHandle) -> list[str]:
-    """Who may reach the LoadBalancer: the cluster's own pods and nodes, and the runner where its source is known.
-
-    The Service exposes a backend outside the cluster, so it is never left open to any source. On a cloud the
-    runner's public source is unknown (NAT); there the probe runs from a pod only.
-    """
-    ranges = {cidr for n in cluster.info.nodes for cidr in n.pod_cidrs}
-    ranges |= {f"{n.internal_ip}/32" for n in cluster.info.nodes if n.internal_ip}
-    if cluster.info.local_cluster and cluster.info.nodes[0].internal_ip:
-        ranges.add(f"{probes.runner_source_ip(cluster.info.nodes[0].internal_ip)}/32")
-    return sorted(ranges)
+REPLICAS = 2
+#: A source outside loadBalancerSourceRanges gets no answer within this long.
+DENIED_S = 2.0
 
 
-def test_loadbalancer_gets_an_address_that_answers(
-    diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads, client: ProbePod, web: Backend
-) -> None:
-    """A LoadBalancer Service gets an ingress IP or hostname, and it answers with a backend's hostname."""
-    docs = workloads.render("loadbalancer", "service", NAME="web")
-    docs[0]["spec"]["loadBalancerSourceRanges"] = source_ranges(cluster)
+def prestart(stage: Stage) -> None:
+    """The backends and probe pods take the cluster seconds to start: requested at the start of the run. The
+    Services follow once the probe pods' addresses (their allowed sources) are known."""
+    ws = stage.workloads
+    ws.request_server("web", replicas=REPLICAS)
+    ws.request_server("local", replicas=1, node=nodes_under_test(stage.cluster)[-1])
+    ws.request_client("client")
+    ws.request_client("outsider")
+
+
+@pytest.fixture(scope="module")
+def web(workloads: Workloads) -> Backend:
+    return workloads.server("web", replicas=REPLICAS)
+
+
+@pytest.fixture(scope="module")
+def local(workloads: Workloads, cluster: ClusterHandle) -> Backend:
+    """One replica on the last tested node: with externalTrafficPolicy Local only that node may serve."""
+    return workloads.server("local", replicas=1, node=nodes_under_test(cluster)[-1])
+
+
+@pytest.fixture(scope="module")
+def outsider(workloads: Workloads) -> ProbePod:
+    """A pod that no Service here admits."""
+    return workloads.client("outsider")
+
+
+def runner_reaches(cluster: ClusterHandle) -> bool:
+    """Whether the runner's own address is the one a LoadBalancer sees (no NAT between): the local cluster."""
+    return cluster.info.local_cluster
+
+
+@dataclass(frozen=True)
+class Balancer:
+    service: ServiceRef
+    address: str
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}:{self.service.port()}"
+
+    def describe(self) -> str:
+        return f"service {self.service.namespace}/{self.service.name} at {self.address}"
+
+
+def create(workloads: Workloads, name: str, backend: str, sources: list[str], policy: str = "Cluster") -> ServiceRef:
+    """A LoadBalancer Service in front of Deployment `backend` that admits only `sources`."""
+    docs = workloads.render("loadbalancer", "service", NAME=name, BACKEND=backend, POLICY=policy)
+    docs[0]["spec"]["loadBalancerSourceRanges"] = sorted(f"{s}/32" for s in sources)
     applied = workloads.apply(docs)[0]
-    svc = ServiceRef(
+    return ServiceRef(
         applied["metadata"]["name"], workloads.namespace, applied["spec"].get("clusterIP"), applied["spec"]
     )
+
+
+def address_of(cluster: ClusterHandle, svc: ServiceRef) -> Balancer:
+    """Wait for the Service's address; with no implementation in the cluster, end the check unsupported."""
+    __tracebackhide__ = True
     implementation = cluster.info.loadbalancer.implementation
-    deadline = cluster.settings.deadline(cluster.settings.lb_wait)
     started = time.monotonic()
     try:
         ingress = wait(
@@ -53,8 +101,8 @@ def test_loadbalancer_gets_an_address_that_answers(
                 .get("loadBalancer", {})
                 .get("ingress")
             ),
-            deadline,
-            interval_s=1,
+            cluster.settings.deadline(cluster.settings.lb_wait),
+            interval_s=0.2,
         )
     except WaitTimeout:
         if implementation:
@@ -64,15 +112,184 @@ def test_loadbalancer_gets_an_address_that_answers(
             f"no LoadBalancer implementation found in the API, and the Service stayed pending for "
             f"{time.monotonic() - started:.0f} s (--lb-wait)",
         )
+        raise
+    return Balancer(svc, ingress[0].get("ip") or ingress[0].get("hostname"))
+
+
+@pytest.fixture(scope="module")
+def balancers(
+    cluster: ClusterHandle, workloads: Workloads, client: ProbePod, outsider: ProbePod, web: Backend, local: Backend
+) -> dict[str, ServiceRef]:
+    """The module's Services, created together once the probe pods' addresses are known (addresses are assigned
+    side by side; each check waits only for its own)."""
+    allowed = [client.ip]
+    if runner_reaches(cluster) and cluster.info.nodes[0].internal_ip:
+        allowed.append(probes.runner_source_ip(cluster.info.nodes[0].internal_ip))
+    return {
+        "web": create(workloads, "web", "web", allowed),
+        "local": create(workloads, "local", "local", allowed, policy="Local"),
+        "ranged": create(workloads, "ranged", "web", [client.ip]),
+    }
+
+
+def neighbour_state(address: str) -> str:
+    """What the runner's ARP table says of an address (a layer 2 announcement answered or not)."""
+    try:
+        out = subprocess.run(["ip", "neigh", "show", "to", address], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown (no `ip` here)"
+    return out.stdout.strip() or "no entry"
+
+
+def runner_fails(diagnose: Diagnose, lb: Balancer, what: str, expected: str, observed: str, path: str) -> None:
+    __tracebackhide__ = True
+    diagnose.fail(
+        what,
+        expected=expected,
+        observed=f"{observed}; the runner's neighbour entry for {lb.address}: {neighbour_state(lb.address)}",
+        objects=[lb.describe()],
+        reproduce=f"curl -sS -m 3 {lb.url}{path}",
+        hint="pods reach the address through the service proxy on their own node; the runner needs a node to "
+        "announce it (layer 2: answer ARP for it; BGP: advertise a route). No answer from the runner while pods "
+        "pass means no node announces it",
+    )
+
+
+def test_loadbalancer_gets_an_address_that_answers(
+    diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, web: Backend, balancers: dict[str, ServiceRef]
+) -> None:
+    """A LoadBalancer Service gets an address, and it answers with a backend's hostname from a pod and from the
+    runner."""
+    lb = address_of(cluster, balancers["web"])
+    diagnose.until(
+        probes.http_probe(client, f"{lb.url}/hostname"),
+        lambda r: r.ok and r.body.strip() in web.names,
+        via=client,
+        what="the LoadBalancer address does not answer a pod with a backend",
+        expected=f"HTTP 200 from one of {sorted(web.names)}",
+        objects=[lb.describe()],
+    )
+    if runner_reaches(cluster):
+        try:
+            probes.eventually(
+                lambda: probes.runner_http(f"{lb.url}/hostname", timeout_s=2),
+                lambda r: r.ok and r.body.strip() in web.names,
+                cluster.settings.deadline(probes.PROBE_S),
+            )
+        except probes.NotConsistent as e:
+            runner_fails(
+                diagnose,
+                lb,
+                "the LoadBalancer address answers pods but not the runner, outside the cluster",
+                f"HTTP 200 from one of {sorted(web.names)}",
+                e.last.summary(),
+                "/hostname",
+            )
+
+
+def test_loadbalancer_local_policy_keeps_the_client_address_and_health_checks_only_backend_nodes(
+    diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, local: Backend, balancers: dict[str, ServiceRef]
+) -> None:
+    """externalTrafficPolicy Local: the backend sees the runner's own address, and the Service's health check
+    node port answers 200 only on nodes with a backend (503 elsewhere), which is how a load balancer picks nodes."""
+    lb = address_of(cluster, balancers["local"])
+    svc = cluster.kube.get("v1", "Service", lb.service.name, lb.service.namespace) or {}
+    hc_port = svc["spec"].get("healthCheckNodePort")
+    diagnose.check(
+        bool(hc_port),
+        "a Local LoadBalancer Service has no healthCheckNodePort",
+        expected="spec.healthCheckNodePort set by the API server",
+        observed=str(hc_port),
+        objects=[lb.describe()],
+    )
+    backend_nodes = {p.node for p in local.pods}
+    nodes = nodes_under_test(cluster)
+    addresses = {n.name: n.internal_ip for n in cluster.info.nodes}
+
+    def health(node: str) -> probes.HttpResult:
+        return probes.http(client, f"http://{addresses[node]}:{hc_port}/healthz", timeout_s=2)
+
+    def right(node: str, r: probes.HttpResult) -> bool:
+        return r.status == (200 if node in backend_nodes else 503)
+
+    end = time.monotonic() + cluster.settings.deadline(probes.PROBE_S)
+    while True:
+        with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+            seen = dict(zip(nodes, pool.map(health, nodes), strict=True))
+        if all(right(n, r) for n, r in seen.items()) or time.monotonic() >= end:
+            break
+    wrong = {n: r for n, r in seen.items() if not right(n, r)}
+    diagnose.check(
+        not wrong,
+        "the health check node port does not tell nodes with a backend from nodes without",
+        expected="; ".join(f"{n}: HTTP {200 if n in backend_nodes else 503}" for n in nodes),
+        observed="; ".join(f"{n}: {r.summary()}" for n, r in seen.items()),
+        objects=[
+            lb.describe(),
+            f"healthCheckNodePort {hc_port}",
+            *(f"backend {local.namespace}/{p.name} ({p.ip}) on {p.node}" for p in local.pods),
+        ],
+        reproduce=[client.repro(probes.curl_command(f"http://{addresses[n]}:{hc_port}/healthz")) for n in wrong],
+    )
+    if not runner_reaches(cluster):
         return
-    address = ingress[0].get("ip") or ingress[0].get("hostname")
-    url = f"http://{address}:{svc.port()}/hostname"
+    me = probes.runner_source_ip(lb.address)
+    try:
+        got = probes.eventually(
+            lambda: probes.runner_http(f"{lb.url}/clientip", timeout_s=2),
+            lambda r: r.ok,
+            cluster.settings.deadline(probes.PROBE_S),
+        )
+    except probes.NotConsistent as e:
+        runner_fails(
+            diagnose,
+            lb,
+            "the Local LoadBalancer address does not answer the runner",
+            "HTTP 200",
+            e.last.summary(),
+            "/clientip",
+        )
+    seen_ip = got.body.strip().rsplit(":", 1)[0]
+    diagnose.check(
+        seen_ip == me,
+        "externalTrafficPolicy Local did not keep the client's address through the LoadBalancer",
+        expected=f"the backend sees source {me}",
+        observed=f"source {seen_ip}",
+        objects=[lb.describe(), *(f"backend {local.namespace}/{p.name} ({p.ip}) on {p.node}" for p in local.pods)],
+        reproduce=f"curl -sS {lb.url}/clientip",
+    )
+
+
+def test_loadbalancer_source_ranges_keep_other_sources_out(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    outsider: ProbePod,
+    web: Backend,
+    balancers: dict[str, ServiceRef],
+) -> None:
+    """loadBalancerSourceRanges admitting one pod: that pod gets an answer; another pod, and the runner, get none."""
+    lb = address_of(cluster, balancers["ranged"])
+    url = f"{lb.url}/hostname"
     diagnose.until(
         probes.http_probe(client, url),
         lambda r: r.ok and r.body.strip() in web.names,
         via=client,
-        what="the LoadBalancer address does not answer with a backend",
+        what="the LoadBalancer address does not answer the one source its ranges admit",
         expected=f"HTTP 200 from one of {sorted(web.names)}",
-        objects=[f"service {svc.namespace}/{svc.name} at {address}"],
-        deadline_s=30,
+        objects=[lb.describe(), f"loadBalancerSourceRanges {client.ip}/32"],
+    )
+    legs = {"pod " + outsider.name: lambda: probes.http(outsider, url, timeout_s=DENIED_S)}
+    if runner_reaches(cluster):
+        legs["the runner"] = lambda: probes.runner_http(url, timeout_s=DENIED_S)
+    with ThreadPoolExecutor(max_workers=len(legs)) as pool:
+        seen = dict(zip(legs, pool.map(lambda f: f(), legs.values()), strict=True))
+    answered = {who: r for who, r in seen.items() if r.status is not None}
+    diagnose.check(
+        not answered,
+        "a source outside loadBalancerSourceRanges got an answer",
+        expected=f"no answer within {DENIED_S:.0f}s for " + ", ".join(seen),
+        observed="; ".join(f"{who}: {r.summary()}" for who, r in answered.items()),
+        objects=[lb.describe(), f"loadBalancerSourceRanges {client.ip}/32", outsider.describe()],
+        reproduce=[outsider.repro(probes.curl_command(url)), f"curl -sS -m 3 {url}"],
     )

@@ -18,6 +18,7 @@ def _cluster_up(args: argparse.Namespace) -> int:
             nodes=args.nodes,
             kubernetes_version=args.kubernetes_version,
             network_policy=args.network_policy,
+            loadbalancer=args.loadbalancer,
             out=lambda m: print(m, file=sys.stderr, flush=True),
         )
     except ComponentFailed as e:
@@ -125,6 +126,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=("kube-router", "none"),
         default="kube-router",
         help="NetworkPolicy engine on every node (default kube-router's firewall; none: policies are not enforced)",
+    )
+    p.add_argument(
+        "--loadbalancer",
+        choices=("metallb", "none"),
+        default="metallb",
+        help="LoadBalancer implementation (default MetalLB in layer 2 mode, addresses on the node bridge; none: "
+        "LoadBalancer Services stay pending)",
     )
     p.set_defaults(func=_cluster_up)
     cluster.add_parser("down", help="remove everything the local cluster created").set_defaults(func=_cluster_down)

@@ -168,6 +168,8 @@ CERT_MANAGER_VERSION = "v1.11.5"
 # The one version the module proxy serves (advisories are reported against it): it runs only inside the local
 # cluster's node network namespaces, as their NetworkPolicy engine.
 KUBE_ROUTER_VERSION = "v2.1.0"
+# v0.16 needs github.com/metallb/frr-k8s v0.0.27, which the module proxy does not serve; v0.15.2 builds.
+METALLB_VERSION = "v0.15.2"
 
 
 def etcd_recipe() -> GoRecipe:
@@ -253,6 +255,18 @@ def kube_router_recipe() -> GoRecipe:
     )
 
 
+def metallb_recipe() -> GoRecipe:
+    """MetalLB's controller (assigns addresses) and speaker (answers ARP for them), for LoadBalancer Services."""
+    base = "go.universe.tf/metallb"
+    return GoRecipe(
+        name="metallb",
+        module=base,
+        version=METALLB_VERSION,
+        packages=(f"{base}/controller", f"{base}/speaker"),
+        ldflags=(f"-X {base}/internal/version.version={METALLB_VERSION}",),
+    )
+
+
 ECHO_SOURCE = Path(__file__).parent / "echo" / "main.go"
 
 
@@ -271,6 +285,7 @@ def all_recipes(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> list[Go
         pebble_recipe(),
         cert_manager_recipe(),
         kube_router_recipe(),
+        metallb_recipe(),
     ]
 
 

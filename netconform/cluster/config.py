@@ -15,6 +15,8 @@ POD_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
 API_SERVICE_IP = "10.96.0.1"
 DNS_SERVICE_IP = "10.96.0.10"
+# LoadBalancer addresses (MetalLB, layer 2): on the node bridge, above the host (.1) and the nodes (.11-.14).
+LB_POOL = "172.28.0.200-172.28.0.239"
 INGRESS_SERVICE_IP = "10.96.0.80"  # fixed, so CoreDNS and the ACME test DNS can answer test hosts with it
 INGRESS_DOMAIN = "netconform.test"  # the suite's default --ingress-domain
 CLUSTER_DOMAIN = "cluster.local"

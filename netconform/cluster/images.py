@@ -203,11 +203,13 @@ def image_names() -> dict[str, str]:
         "traefik": f"{REGISTRY}/traefik:{build.TRAEFIK_VERSION}",
         "cert-manager": f"{REGISTRY}/cert-manager-controller:{build.CERT_MANAGER_VERSION}",
         "pebble": f"{REGISTRY}/pebble:{build.PEBBLE_VERSION}",
+        "metallb-controller": f"{REGISTRY}/metallb-controller:{build.METALLB_VERSION}",
+        "metallb-speaker": f"{REGISTRY}/metallb-speaker:{build.METALLB_VERSION}",
     }
 
 
 #: Images every node needs; the rest (cluster add-ons, pinned to the first node) go to the first node only.
-NODE_IMAGES = ("toolbox", "pause", "acmesolver")
+NODE_IMAGES = ("toolbox", "pause", "acmesolver", "metallb-speaker")
 
 
 def _single_file_dir(dest: Path, files: dict[str, Path]) -> Path:
@@ -257,6 +259,7 @@ def build_archives(bins: dict[str, Path], say: Callable[[str], None] = print) ->
                 entrypoint=("/acmesolver",),
                 user=nonroot[0],
             ),
+            *metallb_images(bins, "speaker", files),
         ],
         out[0],
     )
@@ -295,6 +298,7 @@ def build_archives(bins: dict[str, Path], say: Callable[[str], None] = print) ->
                 entrypoint=("/pebble",),
                 user=nonroot[0],
             ),
+            *metallb_images(bins, "controller", files),
         ],
         out[1],
     )
@@ -302,6 +306,17 @@ def build_archives(bins: dict[str, Path], say: Callable[[str], None] = print) ->
         if old not in out:
             old.unlink()
     return out
+
+
+def metallb_images(
+    bins: dict[str, Path], component: str, files: Callable[[str, dict[str, Path]], Path]
+) -> list[ImageSpec]:
+    """MetalLB's controller or speaker image, when the cluster has MetalLB (`--loadbalancer=metallb`)."""
+    if "metallb" not in bins:
+        return []
+    name = f"metallb-{component}"
+    layer = files(name, {component: bins["metallb"] / component})
+    return [ImageSpec(image_names()[name], (layer,), entrypoint=(f"/{component}",))]
 
 
 def pebble_module_dir() -> Path:

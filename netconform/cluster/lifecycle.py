@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import build, config, controlplane, images, network, node, paths, pki, procs
+from . import build, config, controlplane, images, metallb, network, node, paths, pki, procs
 from .config import Node
 
 ADDONS = Path(__file__).parent / "addons"
@@ -65,20 +65,29 @@ def healthy() -> bool:
 
 
 NETWORK_POLICY_ENGINES = ("kube-router", "none")
+LOADBALANCERS = ("metallb", "none")
 
 
 def up(
     nodes: int = 1,
     kubernetes_version: str = build.DEFAULT_KUBERNETES_VERSION,
     network_policy: str = "kube-router",
+    loadbalancer: str = "metallb",
     out: Callable[[str], None] = print,
 ) -> Path:
     """Bring the cluster up (or find it running with the same shape); return the admin kubeconfig path."""
     if network_policy not in NETWORK_POLICY_ENGINES:
         raise ValueError(f"--network-policy must be one of {', '.join(NETWORK_POLICY_ENGINES)}, not {network_policy!r}")
+    if loadbalancer not in LOADBALANCERS:
+        raise ValueError(f"--loadbalancer must be one of {', '.join(LOADBALANCERS)}, not {loadbalancer!r}")
     say = Stages(out)
     meta = read_meta()
-    want = {"nodes": nodes, "kubernetes_version": kubernetes_version, "network_policy": network_policy}
+    want = {
+        "nodes": nodes,
+        "kubernetes_version": kubernetes_version,
+        "network_policy": network_policy,
+        "loadbalancer": loadbalancer,
+    }
     if meta and healthy() and all(meta.get(k) == v for k, v in want.items()):
         say(f"cluster already running ({nodes} node(s)); kubeconfig {paths.KUBECONFIG}")
         return paths.KUBECONFIG
@@ -97,6 +106,8 @@ def up(
     ]
     if network_policy == "kube-router":
         recipes.append(build.kube_router_recipe())
+    if loadbalancer == "metallb":
+        recipes.append(build.metallb_recipe())
     bins = {}
     for r in recipes:
         if not build.is_built(r):
@@ -108,7 +119,7 @@ def up(
     k8s = bins["kubernetes"]
     cluster = Cluster(node_list, k8s, paths.KUBECONFIG)
     try:
-        _start(cluster, bins, archives, say, network_policy)
+        _start(cluster, bins, archives, say, network_policy, loadbalancer)
     except BaseException:
         say("up failed; logs are kept in " + str(paths.LOGS))
         raise
@@ -127,7 +138,12 @@ def up(
 
 
 def _start(
-    cluster: Cluster, bins: dict[str, Path], archives: tuple[Path, Path], say: Stages, network_policy: str
+    cluster: Cluster,
+    bins: dict[str, Path],
+    archives: tuple[Path, Path],
+    say: Stages,
+    network_policy: str,
+    loadbalancer: str,
 ) -> None:
     k8s = bins["kubernetes"]
     for d in (paths.STATE, paths.LOGS, config.RUN):
@@ -209,6 +225,8 @@ def _start(
         "-",
         input=cert_manager_crds(bins["cert-manager"]),
     )
+    if loadbalancer == "metallb":
+        _apply_metallb(cluster)
     _wait(cluster, "nodes Ready", lambda: _all_nodes_ready(cluster), 90)
     say("nodes Ready")
     _wait(cluster, "CoreDNS ready", lambda: _rollout_done(cluster, "kube-system", "coredns"), 90)
@@ -217,9 +235,27 @@ def _start(
     _wait(cluster, "cert-manager ready", lambda: _rollout_done(cluster, "cert-manager", "cert-manager"), 90)
     _wait(cluster, "Pebble ready", lambda: _rollout_done(cluster, "netconform-acme", "pebble"), 90)
     say("cert-manager and the ACME test server ready")
+    if loadbalancer == "metallb":
+        _wait(cluster, "MetalLB ready", lambda: _metallb_ready(cluster), 90)
+        say("MetalLB ready")
 
 
 ADDON_FILES = ("coredns.yaml", "traefik.yaml", "cert-manager.yaml", "pebble.yaml")
+
+
+def _apply_metallb(cluster: Cluster) -> None:
+    """Its CRDs, established before the pool is written; then its namespace, rights, pool, controller and
+    speakers (addons/metallb.yaml)."""
+    apply = ("apply", "--server-side", "--force-conflicts", "--field-manager=netconform-cluster", "-f", "-")
+    cluster.kubectl(*apply, input=metallb.crds())
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/ipaddresspools.metallb.io",
+        "crd/l2advertisements.metallb.io",
+    )
+    _apply(cluster, "metallb.yaml", **_images_values())
 
 
 def _images_values() -> dict[str, str]:
@@ -230,6 +266,8 @@ def _images_values() -> dict[str, str]:
         "CERT_MANAGER_IMAGE": n["cert-manager"],
         "ACMESOLVER_IMAGE": n["acmesolver"],
         "PEBBLE_IMAGE": n["pebble"],
+        "METALLB_CONTROLLER_IMAGE": n["metallb-controller"],
+        "METALLB_SPEAKER_IMAGE": n["metallb-speaker"],
     }
 
 
@@ -259,6 +297,7 @@ def _apply(cluster: Cluster, name: str, **extra: str) -> None:
         "INGRESS_DOMAIN": config.INGRESS_DOMAIN,
         "INGRESS_HTTP_NODEPORT": str(config.INGRESS_HTTP_NODEPORT),
         "INGRESS_HTTPS_NODEPORT": str(config.INGRESS_HTTPS_NODEPORT),
+        "LB_POOL": config.LB_POOL,
         **extra,
     }
     text = string.Template((ADDONS / name).read_text()).substitute(values)
@@ -328,6 +367,14 @@ def _all_nodes_ready(cluster: Cluster) -> bool:
         and not any(t.get("key") in transient for t in (i.get("spec") or {}).get("taints") or [])
     }
     return all(n.name in ready for n in cluster.nodes)
+
+
+def _metallb_ready(cluster: Cluster) -> bool:
+    """Its controller ready, and a ready speaker on every node."""
+    if not _rollout_done(cluster, metallb.NAMESPACE, metallb.CONTROLLER):
+        return False
+    proc = cluster.kubectl("-n", metallb.NAMESPACE, "get", "daemonset", metallb.SPEAKER, "-o", "json", check=False)
+    return proc.returncode == 0 and json.loads(proc.stdout)["status"].get("numberReady", 0) == len(cluster.nodes)
 
 
 def _rollout_done(cluster: Cluster, ns: str, name: str) -> bool:

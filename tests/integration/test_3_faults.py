@@ -211,6 +211,61 @@ def stop_flushing(node: str) -> Callable[[Ctx], None]:
     return act
 
 
+def stop_lb_speakers(ctx: Ctx) -> None:
+    """No node announces LoadBalancer addresses any more: MetalLB's speakers are gone from every node (their
+    DaemonSet selects no node), and the host forgets the addresses it had learnt (a client new to them)."""
+    patch = '{"spec": {"template": {"spec": {"nodeSelector": {"netconform.io/no-such-node": "true"}}}}}'
+    ctx.kubectl("-n", "metallb-system", "patch", "daemonset", "speaker", "-p", patch)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pods = ctx.kubectl(
+            "-n", "metallb-system", "get", "pods", "-l", "app.kubernetes.io/component=speaker", "-o", "name"
+        )
+        if not pods.strip():
+            break
+        time.sleep(0.5)
+    procs.run(["ip", "neigh", "flush", "dev", "ncbr0"], check=False)
+
+
+def start_lb_speakers(ctx: Ctx) -> None:
+    # The patched field is kubectl's, not the add-on's: re-applying the add-on would leave it; remove it.
+    ctx.kubectl("-n", "metallb-system", "patch", "daemonset", "speaker", "--type=json", "-p", SPEAKERS_BACK)
+    wait_lb_speakers(ctx)
+
+
+SPEAKERS_BACK = '[{"op": "remove", "path": "/spec/template/spec/nodeSelector"}]'
+
+
+def wait_lb_speakers(ctx: Ctx) -> None:
+    """A ready MetalLB speaker on every node."""
+    ctx.kubectl("-n", "metallb-system", "rollout", "status", "daemonset/speaker", "--timeout=90s")
+    ready = ctx.kubectl("-n", "metallb-system", "get", "daemonset", "speaker", "-o", "jsonpath={.status.numberReady}")
+    assert ready == str(len(node_namespaces())), f"{ready} MetalLB speakers ready, not one per node"
+
+
+def ignore_lb_source_ranges(ctx: Ctx) -> None:
+    """A service proxy that ignores loadBalancerSourceRanges: on every node, every 0.1 s, each Service's
+    load-balancer chain sends every source on to the backends, and the proxy's drop rules are wiped."""
+    script = (
+        "while true; do iptables -w -F KUBE-PROXY-FIREWALL 2>/dev/null; "
+        "for c in $(iptables -w -t nat -S | awk '/^-N KUBE-FW-/{print $2}'); do "
+        'e="KUBE-EXT-${c#KUBE-FW-}"; iptables -w -t nat -C "$c" -j "$e" 2>/dev/null || '
+        'iptables -w -t nat -A "$c" -j "$e"; done; sleep 0.1; done'
+    )
+    for ns in node_namespaces():
+        FLUSHER.append(subprocess.Popen(["ip", "netns", "exec", ns, "sh", "-c", script]))
+
+
+def obey_lb_source_ranges(ctx: Ctx) -> None:
+    """Stop the loops, and restart kube-proxy everywhere so that it writes every chain again."""
+    while FLUSHER:
+        proc = FLUSHER.pop()
+        proc.kill()
+        proc.wait(10)
+    stop_components("kube-proxy-")
+    start_kube_proxy(ctx)
+
+
 def nothing(ctx: Ctx) -> None:
     pass
 
@@ -366,6 +421,28 @@ FAULTS = [
         dist="loadfile",
     ),
     Fault(
+        "lb-speakers-stopped-everywhere",
+        ("conformance/test_loadbalancer.py", "conformance/test_clusterip.py", "conformance/test_nodeport.py"),
+        stop_lb_speakers,
+        start_lb_speakers,
+        must_fail=(
+            "test_loadbalancer_gets_an_address_that_answers",
+            "test_loadbalancer_local_policy_keeps_the_client_address",
+        ),
+        # Pods reach the address through their own node's proxy; the runner is kept out by the ranges anyway.
+        must_pass=("test_loadbalancer_source_ranges", "test_clusterip", "test_nodeport"),
+        says=("announces",),
+    ),
+    Fault(
+        "lb-source-ranges-ignored",
+        ("conformance/test_loadbalancer.py",),
+        ignore_lb_source_ranges,
+        obey_lb_source_ranges,
+        must_fail=("test_loadbalancer_source_ranges_keep_other_sources_out",),
+        must_pass=("test_loadbalancer_gets_an_address_that_answers", "test_loadbalancer_local_policy"),
+        says=("outside loadBalancerSourceRanges",),
+    ),
+    Fault(
         "node-2-veth-mtu-lowered",
         ("conformance/test_crossnode.py",),
         set_mtu(1280),
@@ -383,6 +460,8 @@ def healthy(ctx: Ctx) -> None:
     ctx.kubectl("get", "--raw", "/readyz")
     ctx.wait_rollout("kube-system", "coredns")
     ctx.wait_rollout("netconform-ingress", "traefik")
+    if (lifecycle.read_meta() or {}).get("loadbalancer") == "metallb":
+        wait_lb_speakers(ctx)
     assert not lifecycle.ensure_kube_proxy(lifecycle.current()), "kube-proxy was not running"
     assert not lifecycle.ensure_network_policy(lifecycle.current()), "the NetworkPolicy engine was not running"
     for ns in node_namespaces():

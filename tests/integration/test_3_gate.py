@@ -74,9 +74,9 @@ def test_make_conformance_uses_the_local_cluster_only_without_any_kubeconfig(tmp
 
 @pytest.mark.timeout(600)
 def test_require_all_on_one_schedulable_node_fails_exactly_the_unsupported_checks(kubeconfig, run_suite):
-    """With one schedulable node, node pairs and LoadBalancers are unsupported: skips that say so, counted apart;
-    under --require=all exactly those checks fail, naming the area, and the rest pass."""
-    selection = ("-m", "crossnode or loadbalancer or endpoints")
+    """With one schedulable node, node pairs are unsupported: skips that say so, counted apart; under --require=all
+    exactly those checks fail, naming the area, and the rest pass."""
+    selection = ("-m", "crossnode or endpoints")
     nodes = kubectl(kubeconfig, "get", "nodes", "-o", "name").stdout.split()
     cordoned = [n for n in nodes if n != "node/nc-node-1"]
     for n in cordoned:
@@ -87,7 +87,7 @@ def test_require_all_on_one_schedulable_node_fails_exactly_the_unsupported_check
     finally:
         for n in cordoned:
             kubectl(kubeconfig, "uncordon", n)
-    unsupported = {t for t in plain.outcomes if "test_crossnode" in t or "test_loadbalancer" in t}
+    unsupported = {t for t in plain.outcomes if "test_crossnode" in t}
     assert unsupported and plain.ids("skipped") == unsupported, plain.output
     assert plain.ids("passed") == {t for t in plain.outcomes if "test_endpoints" in t} != set()
     for t in unsupported:
@@ -99,8 +99,7 @@ def test_require_all_on_one_schedulable_node_fails_exactly_the_unsupported_check
     assert required.ids("failed") | required.ids("error") == unsupported, required.output
     assert required.ids("passed") == plain.ids("passed") and not required.ids("skipped")
     for t in unsupported:
-        area = "crossnode" if "crossnode" in t else "loadbalancer"
-        assert f"required area '{area}' is unsupported on this cluster" in required.messages[t], required.messages[t]
+        assert "required area 'crossnode' is unsupported on this cluster" in required.messages[t], required.messages[t]
     assert required.rc == 1
 
 

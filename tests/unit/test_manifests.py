@@ -11,6 +11,7 @@ def test_every_shipped_manifest_renders_and_names_the_same_image():
         for k in (
             "NAMESPACE",
             "NAME",
+            "BACKEND",
             "REPLICAS",
             "APP",
             "POLICY",
