@@ -2,26 +2,53 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
-from fixtures.cluster import ClusterHandle
+from fixtures.cluster import ClusterHandle, nodes_under_test
 from fixtures.diagnostics import Diagnose
 from fixtures.preconditions import Precondition, service_proxy
 from fixtures.prestart import Stage
-from fixtures.workloads import Backend, ServiceRef, Workloads
+from fixtures.workloads import Backend, PodRef, ServiceRef, Workloads
 from netconform import probes
 from netconform.diagnose import summarize_counts
+from netconform.kube import wait
 from netconform.probes import ProbePod
 
 pytestmark = pytest.mark.clusterip
 
 REPLICAS = 3
+#: Services with a short session affinity: each client's affinity to a replica lapses after this long idle. Many
+#: of them, because one lapse lands on the same replica again with probability 1/3: all of them 3^-LAPSES.
+AFFINITY_TIMEOUT_S = 2
+LAPSES = 10
 
 
 def prestart(stage: Stage) -> None:
-    """The replicas and their Service, requested at the start of the run."""
-    stage.workloads.request_server("web", replicas=REPLICAS)
-    stage.workloads.service("clusterip", "service", NAME="web")
+    """The replicas, their Services and the probe pods, requested at the start of the run."""
+    ws = stage.workloads
+    ws.request_server("web", replicas=REPLICAS)
+    ws.apply(ws.render("clusterip", "mixed"))
+    for node in nodes_under_test(stage.cluster):
+        ws.request_client(node_client_name(node), node=node)
+    request_services(ws)
+
+
+def request_services(ws: Workloads) -> None:
+    """Every Service of the module (applying again is a no-op)."""
+    ws.service("clusterip", "service", NAME="web")
+    ws.service("clusterip", "affinity", NAME="sticky", TIMEOUT=10800)
+    for i in range(LAPSES):
+        ws.service("clusterip", "affinity", NAME=f"lapse-{i}", TIMEOUT=AFFINITY_TIMEOUT_S)
+    ws.service("clusterip", "dual-protocol")
+    ws.service("clusterip", "node-local")
+
+
+def node_client_name(node: str) -> str:
+    return f"client-{node}"[:50]
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +63,35 @@ def service(workloads: Workloads, web: Backend) -> ServiceRef:
     svc = workloads.service("clusterip", "service", NAME="web")
     workloads.wait_endpoints("web", web.ips)
     return svc
+
+
+@pytest.fixture(scope="module")
+def services(workloads: Workloads, service: ServiceRef) -> dict[str, ServiceRef]:
+    """The module's other Services in front of the same replicas, by name."""
+    request_services(workloads)
+    names = ["sticky", "dual", "node-local", *(f"lapse-{i}" for i in range(LAPSES))]
+    return {n: ServiceRef(n, workloads.namespace, svc_ip(workloads, n), {}) for n in names}
+
+
+def svc_ip(workloads: Workloads, name: str) -> str:
+    return str((workloads.kube.get("v1", "Service", name, workloads.namespace) or {})["spec"]["clusterIP"])
+
+
+def settled(attempt: Callable[[], probes.EchoRound], ok: Callable[[probes.EchoRound], bool]) -> probes.EchoRound:
+    """The first round that is `ok`, polled up to the probe deadline (a Service just made may not be programmed
+    yet), or the last one seen: the check then says what it saw."""
+    try:
+        return probes.eventually(attempt, ok, probes.PROBE_S, successes=1)
+    except probes.NotConsistent as e:
+        last: probes.EchoRound = e.last
+        return last
+
+
+def current_replicas(workloads: Workloads) -> tuple[PodRef, ...]:
+    """The web replicas now (a check of this module replaces one)."""
+    pods = workloads.wait_ready("app=web", REPLICAS, "Deployment web")
+    workloads.wait_endpoints("web", {p.ip for p in pods})
+    return pods
 
 
 def check_spread(
@@ -168,3 +224,220 @@ def test_clusterip_converges_after_a_pod_is_deleted(
     )
     workloads.wait_endpoints(service.name, {p.ip for p in pods})
     check_spread(diagnose, cluster, client, service, names)
+
+
+def test_clusterip_session_affinity_keeps_a_client_on_one_replica(
+    proxy: Precondition, diagnose: Diagnose, workloads: Workloads, client: ProbePod, services: dict[str, ServiceRef]
+) -> None:
+    """sessionAffinity ClientIP: after a client's first connection, its next 20 (new connections, side by side)
+    all reach the same replica."""
+    proxy.require()
+    current_replicas(workloads)
+    target = f"tcp:{services['sticky'].cluster_ip}:80"
+    first = settled(lambda: probes.echo_round(client, [target]), lambda r: not r.failures)
+    diagnose.check(
+        not first.failures, "the affinity Service does not answer", expected="an answer", observed=first.summary()
+    )
+    got = probes.echo_round(client, [target] * 20)
+    diagnose.check(
+        set(got.counts) == set(first.counts) and not got.failures,
+        "session affinity ClientIP did not keep the client on one replica",
+        expected=f"all 20 answers from {first.answers[0][2]}, the replica of the first connection",
+        observed=got.summary(),
+        objects=[client.describe(), f"service {workloads.namespace}/sticky ({services['sticky'].cluster_ip})"],
+        reproduce=client.repro(got.command),
+    )
+
+
+def test_clusterip_session_affinity_lapses_after_its_timeout(
+    proxy: Precondition, diagnose: Diagnose, workloads: Workloads, client: ProbePod, services: dict[str, ServiceRef]
+) -> None:
+    """sessionAffinity ClientIP with timeoutSeconds 2, on 10 Services: a second connection at once reaches the first
+    one's replica on every Service; after 3 s idle the choice is made anew, so at least one Service moves (all 10
+    staying put by chance: 3^-10)."""
+    proxy.require()
+    current_replicas(workloads)
+    lapses = [services[f"lapse-{i}"] for i in range(LAPSES)]
+    targets = [f"tcp:{s.cluster_ip}:80" for s in lapses]
+    objects = [client.describe(), f"services lapse-0..{LAPSES - 1} in {workloads.namespace} (timeoutSeconds 2)"]
+    first = settled(lambda: probes.echo_round(client, targets), lambda r: not r.failures)
+    again = probes.echo_round(client, targets)
+    picked = [who for _, _, who in first.answers]
+    diagnose.check(
+        not first.failures and [who for _, _, who in again.answers] == picked,
+        "session affinity did not hold within its timeout",
+        expected=f"the same replica per Service twice in a row: {picked}",
+        observed=f"first {first.summary()}; then {[who for _, _, who in again.answers]}",
+        objects=objects,
+        reproduce=client.repro(again.command),
+    )
+    # The timeout is what is measured: the client must stay silent past it (any connection would renew it).
+    time.sleep(AFFINITY_TIMEOUT_S + 1)
+    after = probes.echo_round(client, targets)
+    moved = [t for (t, ok, who), before in zip(after.answers, picked, strict=True) if ok and who != before]
+    diagnose.check(
+        not after.failures and bool(moved),
+        "session affinity did not lapse after timeoutSeconds",
+        expected=f"after {AFFINITY_TIMEOUT_S + 1} s idle at least one of {LAPSES} Services picks another replica",
+        observed=f"every Service answered from the same replica as before: {after.summary()}",
+        objects=objects,
+        reproduce=client.repro(after.command),
+    )
+
+
+def test_clusterip_udp_spreads_over_every_replica(
+    proxy: Precondition, diagnose: Diagnose, workloads: Workloads, client: ProbePod, service: ServiceRef
+) -> None:
+    """UDP datagrams to the ClusterIP, each from a new socket, reach every replica and each is answered."""
+    proxy.require()
+    replicas = {p.name for p in current_replicas(workloads)}
+    count = probes.requests_for_spread(len(replicas))
+    target = f"udp:{service.cluster_ip}:{service.port('udp')}"
+    # First until a burst reaches every current replica (the proxy has programmed them), then the measured round.
+    burst = probes.requests_to_reach_all(len(replicas), p_fail=1e-3)
+    settled(lambda: probes.echo_round(client, [target] * burst), lambda r: set(r.counts) == replicas)
+    got = probes.echo_round(client, [target] * count)
+    missing = replicas - set(got.counts)
+    diagnose.check(
+        not missing and not got.failures and set(got.counts) == replicas,
+        "UDP through the ClusterIP does not reach every replica, or goes unanswered",
+        expected=f"{count} answers, from each of {sorted(replicas)}",
+        observed=(f"never answered: {', '.join(sorted(missing))}; " if missing else "") + got.summary(),
+        objects=[client.describe(), f"service {service.namespace}/{service.name} ({service.cluster_ip}) UDP 81"],
+        reproduce=client.repro(got.command),
+    )
+
+
+def test_clusterip_one_port_number_serves_tcp_and_udp_from_different_servers(
+    proxy: Precondition, diagnose: Diagnose, workloads: Workloads, client: ProbePod, services: dict[str, ServiceRef]
+) -> None:
+    """Port 80 of one Service on TCP (the HTTP server, port 8080) and on UDP (the UDP server, port 8081): each
+    protocol reaches its own server; a proxy that keys on the port number alone sends one of them astray."""
+    proxy.require()
+    replicas = {p.name for p in current_replicas(workloads)}
+    ip = services["dual"].cluster_ip
+    got = settled(
+        lambda: probes.echo_round(client, [f"tcp:{ip}:80", f"udp:{ip}:80"]),
+        lambda r: not r.failures and set(r.counts) <= replicas,
+    )
+    diagnose.check(
+        not got.failures and set(got.counts) <= replicas,
+        "one port number on TCP and UDP does not reach both servers",
+        expected=f"TCP 80 and UDP 80 both answered by one of {sorted(replicas)}",
+        observed=got.summary(),
+        objects=[client.describe(), f"service {workloads.namespace}/dual ({ip})"],
+        reproduce=client.repro(got.command),
+    )
+
+
+def test_clusterip_internal_traffic_policy_local_stays_on_the_client_node(
+    proxy: Precondition,
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    workloads: Workloads,
+    services: dict[str, ServiceRef],
+) -> None:
+    """internalTrafficPolicy Local, from a pod on every tested node: 20 requests reach only the replicas on the
+    client's own node; a node without one answers none."""
+    proxy.require()
+    replicas = current_replicas(workloads)
+    ip = services["node-local"].cluster_ip
+    clients = {n: workloads.client(node_client_name(n), node=n) for n in nodes_under_test(cluster)}
+    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+        rounds = dict(
+            zip(clients, pool.map(lambda c: probes.echo_round(c, [f"tcp:{ip}:80"] * 20), clients.values()), strict=True)
+        )
+    wrong = {}
+    for node, got in rounds.items():
+        local = {p.name for p in replicas if p.node == node}
+        if (set(got.counts) != local) or (bool(local) == bool(got.failures)):
+            wrong[node] = f"{node}: expected {sorted(local) or 'no answer'}, {got.summary()}"
+    diagnose.check(
+        not wrong,
+        "internalTrafficPolicy Local let traffic leave the client's node, or missed its local replica",
+        expected="each node's client answered only by the replicas on its own node",
+        observed="; ".join(wrong.values()),
+        objects=[f"service {workloads.namespace}/node-local ({ip})", *(f"{p.name} on {p.node}" for p in replicas)],
+        reproduce=[clients[n].repro(rounds[n].command) for n in wrong],
+    )
+
+
+@pytest.fixture(scope="module")
+def mixed(workloads: Workloads) -> tuple[PodRef, PodRef]:
+    """(the ready pod, the never-ready pod) behind Service "mixed", once the first is ready and the second runs."""
+    workloads.apply(workloads.render("clusterip", "mixed"))
+    ready = workloads.wait_ready("app=mixed-ready", 1, "Deployment mixed-ready")[0]
+
+    def running() -> PodRef | None:
+        pod = workloads.kube.get("v1", "Pod", "mixed-unready", workloads.namespace) or {}
+        st = pod.get("status") or {}
+        started = any(c.get("started") for c in st.get("containerStatuses") or [])
+        return PodRef("mixed-unready", st["podIP"], pod["spec"]["nodeName"]) if started and st.get("podIP") else None
+
+    unready = wait(f"pod {workloads.namespace}/mixed-unready running", running, workloads.deadline(60))
+    return ready, unready
+
+
+def test_clusterip_not_ready_pod_gets_no_traffic_and_is_not_a_ready_endpoint(
+    proxy: Precondition, diagnose: Diagnose, workloads: Workloads, client: ProbePod, mixed: tuple[PodRef, PodRef]
+) -> None:
+    """Of two pods a Service selects, the one whose readiness probe fails is listed as not ready in the
+    EndpointSlices and gets none of 30 requests; the ready one gets all."""
+    proxy.require()
+    ready, unready = mixed
+    workloads.wait_endpoints("mixed", {ready.ip})
+    ip = svc_ip(workloads, "mixed")
+    slices = workloads.kube.list_objects(
+        "discovery.k8s.io/v1", "EndpointSlice", workloads.namespace, "kubernetes.io/service-name=mixed"
+    )
+    listed = {
+        a: bool((e.get("conditions") or {}).get("ready"))
+        for s in slices
+        for e in s.get("endpoints") or []
+        for a in e["addresses"]
+    }
+    diagnose.check(
+        listed.get(unready.ip) is False and listed.get(ready.ip) is True,
+        "EndpointSlices do not tell the not-ready pod from the ready one",
+        expected=f"{ready.ip} ready, {unready.ip} listed with ready=false",
+        observed=str(listed),
+        objects=[
+            f"service {workloads.namespace}/mixed",
+            f"pods mixed-ready ({ready.ip}), mixed-unready ({unready.ip})",
+        ],
+    )
+    targets = [f"tcp:{ip}:80"] * 15 + [f"udp:{ip}:81"] * 15
+    settled(lambda: probes.echo_round(client, targets[:1] + targets[-1:]), lambda r: not r.failures)  # programmed
+    got = probes.echo_round(client, targets)
+    diagnose.check(
+        set(got.counts) == {ready.name} and not got.failures,
+        "traffic reached a pod that is not ready, or the ready one did not answer",
+        expected=f"all 30 requests (TCP and UDP) answered by {ready.name}",
+        observed=got.summary(),
+        objects=[client.describe(), f"service {workloads.namespace}/mixed ({ip})", f"not ready: {unready.name}"],
+        reproduce=client.repro(got.command),
+    )
+
+
+def test_clusterip_hairpin_a_pod_reaches_itself_through_its_service(
+    proxy: Precondition, diagnose: Diagnose, workloads: Workloads, mixed: tuple[PodRef, PodRef]
+) -> None:
+    """The one ready pod behind Service "mixed" asks the Service's ClusterIP: the answer comes from itself (the
+    bridge sends the packet back out of the port it came in on: hairpin)."""
+    proxy.require()
+    ready, _ = mixed
+    workloads.wait_endpoints("mixed", {ready.ip})
+    ip = svc_ip(workloads, "mixed")
+    me = ProbePod(workloads.kube, workloads.namespace, ready.name, ready.ip, ready.node)
+    got = settled(
+        lambda: probes.echo_round(me, [f"tcp:{ip}:80", f"udp:{ip}:81"]),
+        lambda r: not r.failures and set(r.counts) == {ready.name},
+    )
+    diagnose.check(
+        not got.failures and set(got.counts) == {ready.name},
+        "a pod does not reach itself through its own Service (hairpin)",
+        expected=f"TCP and UDP answered by {ready.name} itself",
+        observed=got.summary(),
+        objects=[me.describe(), f"service {workloads.namespace}/mixed ({ip})"],
+        reproduce=me.repro(got.command),
+    )

@@ -116,6 +116,50 @@ def test_nodeport_answers_on_every_node_from_a_pod(
     )
 
 
+def test_nodeport_udp_spreads_over_the_replicas_on_every_node(
+    proxy: Precondition,
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    workloads: Workloads,
+    client: ProbePod,
+    service: ServiceRef,
+    node_name: str,
+) -> None:
+    """From a pod, UDP datagrams to <node InternalIP>:<UDP nodePort>, each from a new socket, are all answered,
+    by every replica, on every node."""
+    proxy.require()
+    replicas = {p.name for p in workloads.wait_ready("app=web", REPLICAS, "Deployment web")}
+    target = f"udp:{node_ip(cluster, node_name)}:{service.node_port('udp')}"
+    count = probes.requests_to_reach_all(len(replicas), p_fail=1e-6)
+    try:  # the first round that reaches every replica: the proxy has programmed them all
+        got = probes.eventually(
+            lambda: probes.echo_round(client, [target] * count),
+            lambda r: set(r.counts) == replicas and not r.failures,
+            cluster.settings.deadline(probes.PROBE_S),
+            successes=1,
+        )
+    except probes.NotConsistent as e:
+        last: probes.EchoRound = e.last
+        missing = replicas - set(last.counts)
+        diagnose.fail(
+            f"UDP through the NodePort on node {node_name} is not answered by every replica",
+            expected=f"{count} answers, from each of {sorted(replicas)}",
+            observed=(f"never answered: {', '.join(sorted(missing))}; " if missing else "") + last.summary(),
+            objects=[
+                client.describe(),
+                f"service {service.namespace}/{service.name} UDP nodePort {service.node_port('udp')}",
+                f"node {node_name}",
+            ],
+            reproduce=client.repro(last.command),
+        )
+    diagnose.check(
+        set(got.counts) <= replicas,
+        "UDP answers came from pods that are not replicas",
+        expected=str(sorted(replicas)),
+        observed=got.summary(),
+    )
+
+
 def test_nodeport_answers_on_every_node_from_the_runner(
     proxy: Precondition, diagnose: Diagnose, cluster: ClusterHandle, service: ServiceRef, web: Backend, node_name: str
 ) -> None:

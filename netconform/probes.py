@@ -561,3 +561,49 @@ def eventually(
             raise NotConsistent(result, attempts, best, deadline_s)
         if streak == 0:
             time.sleep(interval_s)
+
+
+# -- nc-echo probe rounds -----------------------------------------------------------------------------------------
+def echo_probe_command(targets: list[str], timeout: str = "1s") -> list[str]:
+    """`nc-echo probe`: every target ("tcp:IP:PORT" asks GET /hostname, "udp:IP:PORT" sends "hostname") at once,
+    each on a new connection or socket (so a proxy picks a backend anew for each), one answer line per target."""
+    return ["nc-echo", "probe", "--timeout", timeout, *targets]
+
+
+@dataclass(frozen=True)
+class EchoRound:
+    """The answers of one `nc-echo probe` run, in the order of its targets: (target, answered, hostname or error)."""
+
+    answers: tuple[tuple[str, bool, str], ...]
+    command: list[str]
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(who for _, ok, who in self.answers if ok)
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{target}: {why}" for target, ok, why in self.answers if not ok]
+
+    def summary(self) -> str:
+        answered = ", ".join(f"{who} x{n}" for who, n in sorted(self.counts.items())) or "none"
+        failed = f"; {len(self.failures)} unanswered ({self.failures[0]})" if self.failures else ""
+        return f"answers: {answered}{failed}"
+
+
+def parse_echo_round(res: ExecResult, targets: list[str], command: list[str]) -> EchoRound:
+    lines = [line for line in res.stdout.splitlines() if line.strip()]
+    answers = []
+    for i, target in enumerate(targets):
+        if i >= len(lines):
+            answers.append((target, False, f"no answer line (exit {res.rc}: {res.stderr.strip()[:200]})"))
+            continue
+        _, _, rest = lines[i].partition(" ")
+        verdict, _, detail = rest.partition(" ")
+        answers.append((target, verdict == "ok", detail))
+    return EchoRound(tuple(answers), command)
+
+
+def echo_round(pod: ProbePod, targets: list[str], timeout: str = "1s") -> EchoRound:
+    command = echo_probe_command(targets, timeout)
+    return parse_echo_round(pod.run(command, timeout_s=30), targets, command)
