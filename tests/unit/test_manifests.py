@@ -33,6 +33,7 @@ def test_every_shipped_manifest_renders_and_names_the_same_image():
             "RUN",
             "EXCEPT_1",
             "EXCEPT_2",
+            "TIMEOUT",
         )
     }
     values["IMAGE"] = "netconform.local/toolbox:v1"
