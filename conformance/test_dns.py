@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
 import pytest
 
-from fixtures.cluster import ClusterHandle
+from fixtures.cluster import ClusterHandle, nodes_under_test
 from fixtures.diagnostics import Diagnose
 from fixtures.preconditions import Precondition
 from fixtures.prestart import Stage
@@ -16,9 +20,22 @@ pytestmark = pytest.mark.dns
 
 
 def prestart(stage: Stage) -> None:
-    """The backend and its Service, requested at the start of the run."""
-    stage.workloads.request_server("web", replicas=1)
-    stage.workloads.service("clusterip", "service", NAME="web")
+    """The backend and its Service, the pod with its own DNS name and settings, and a probe pod on every node,
+    requested at the start of the run."""
+    ws = stage.workloads
+    ws.request_server("web", replicas=1)
+    ws.service("clusterip", "service", NAME="web")
+    ws.apply(member_docs(stage.cluster, ws))
+    for node in nodes_under_test(stage.cluster):
+        ws.request_client(node_client_name(node), node=node)
+
+
+def member_docs(cluster: ClusterHandle, ws: Workloads) -> list[dict[str, Any]]:
+    return ws.render("dns", "member", DNS_IP=cluster.info.dns_service_ip, DOMAIN=cluster.info.cluster_domain)
+
+
+def node_client_name(node: str) -> str:
+    return f"client-{node}"[:50]
 
 
 @pytest.fixture(scope="module")
@@ -97,4 +114,132 @@ def test_dns_cluster_dns_service_has_ready_endpoints(diagnose: Diagnose, cluster
         reproduce=cluster.kube.kubectl(
             "get", "endpointslices", "-n", "kube-system", "-l", "kubernetes.io/service-name=kube-dns"
         ),
+    )
+
+
+def test_dns_srv_records_name_each_named_port(
+    cluster_dns: Precondition, diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, service: ServiceRef
+) -> None:
+    """`_http._tcp.web.<ns>.svc.<domain>` and `_udp._udp.web...` are SRV records naming the Service and its port."""
+    cluster_dns.require()
+    fqdn = names(service, cluster.info.cluster_domain)["fqdn"]
+    for port, proto, number in (("http", "tcp", 80), ("udp", "udp", 81)):
+        name = f"_{port}._{proto}.{fqdn}"
+        want = f"0 100 {number} {fqdn}."
+        diagnose.until(
+            probes.lookup_probe(client, name, "SRV", search=False),
+            has_srv(want),
+            via=client,
+            what=f"no SRV record for the named port {port}/{proto.upper()}",
+            expected=f"{name} SRV {want}",
+            objects=[f"service {service.namespace}/{service.name}", f"cluster DNS {cluster.info.dns_service_ip}"],
+            successes=1,
+        )
+
+
+def has_srv(want: str) -> Callable[[probes.DnsAnswer], bool]:
+    return lambda a: want in a.values("SRV")
+
+
+@pytest.fixture(scope="module")
+def member(cluster: ClusterHandle, workloads: Workloads) -> ProbePod:
+    """The pod with hostname "member" under headless Service "crew", and dnsPolicy None, once ready."""
+    workloads.apply(member_docs(cluster, workloads))
+    pod = workloads.wait_pod("member")
+    return ProbePod(workloads.kube, workloads.namespace, pod.name, pod.ip, pod.node)
+
+
+def test_dns_pod_hostname_and_subdomain_get_their_own_a_record(
+    cluster_dns: Precondition, diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, member: ProbePod
+) -> None:
+    """A pod with hostname and subdomain (a headless Service of that name) resolves as
+    <hostname>.<subdomain>.<ns>.svc.<domain> to its own IP."""
+    cluster_dns.require()
+    name = f"member.crew.{member.namespace}.svc.{cluster.info.cluster_domain}"
+    diagnose.until(
+        probes.lookup_probe(client, name, search=False),
+        lambda a: a.values("A") == {member.ip},
+        via=client,
+        what="a pod's hostname under its subdomain does not resolve to the pod",
+        expected=f"{name} A {member.ip}",
+        objects=[member.describe(), f"service {member.namespace}/crew (headless)"],
+    )
+
+
+def test_dns_policy_none_uses_exactly_the_pods_dns_config(
+    cluster_dns: Precondition, diagnose: Diagnose, cluster: ClusterHandle, member: ProbePod, service: ServiceRef
+) -> None:
+    """dnsPolicy None: the pod's resolv.conf has exactly its dnsConfig (nameserver, search list, ndots 3), and a
+    short name resolves through that search list."""
+    cluster_dns.require()
+    res = member.run(["cat", "/etc/resolv.conf"])
+    servers, search, options = probes.parse_resolv_conf(res.stdout)
+    want_search = [f"{member.namespace}.svc.{cluster.info.cluster_domain}", "netconform.invalid"]
+    diagnose.check(
+        servers == [cluster.info.dns_service_ip] and search == want_search and options.get("ndots") == "3",
+        "dnsPolicy None did not give the pod exactly its dnsConfig",
+        expected=f"nameserver {cluster.info.dns_service_ip}; search {' '.join(want_search)}; options ndots:3",
+        observed=" / ".join(line for line in res.stdout.splitlines() if line.strip()),
+        objects=[member.describe()],
+        reproduce=member.repro(["cat", "/etc/resolv.conf"]),
+    )
+    diagnose.until(
+        probes.lookup_probe(member, service.name),
+        lambda a: a.values("A") == {service.cluster_ip},
+        via=member,
+        what="a short name does not resolve through the search list of dnsConfig",
+        expected=f"{service.name} A {service.cluster_ip}",
+        objects=[member.describe(), f"service {service.namespace}/{service.name}"],
+    )
+
+
+def dns_replicas(cluster: ClusterHandle) -> dict[str, str]:
+    """The cluster DNS Service's ready endpoints: address -> pod name."""
+    found = {}
+    for sl in cluster.kube.list_objects(
+        "discovery.k8s.io/v1", "EndpointSlice", "kube-system", "kubernetes.io/service-name=kube-dns"
+    ):
+        for e in sl.get("endpoints") or []:
+            if (e.get("conditions") or {}).get("ready") is not False:
+                for ip in e.get("addresses") or []:
+                    found[ip] = (e.get("targetRef") or {}).get("name", "?")
+    return dict(sorted(found.items()))
+
+
+def test_dns_every_replica_answers_from_every_node(
+    cluster_dns: Precondition, diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads
+) -> None:
+    """Every cluster DNS replica, asked directly (not through the Service), answers the API server's name from a
+    pod on every tested node: one replica that is down or failing is named here even while lookups through the
+    Service still find a working one."""
+    cluster_dns.require()
+    replicas = dns_replicas(cluster)
+    name = f"kubernetes.default.svc.{cluster.info.cluster_domain}"
+    clients = {n: workloads.client(node_client_name(n), node=n) for n in nodes_under_test(cluster)}
+    pairs = [(node, ip) for node in clients for ip in replicas]
+
+    def ask(pair: tuple[str, str]) -> probes.DnsAnswer:
+        node, ip = pair
+        try:  # the first right answer (a pod just started may wait for its route), or the last wrong one
+            return probes.eventually(
+                probes.lookup_probe(clients[node], name, search=False, server=ip),
+                lambda a: a.status == "NOERROR" and bool(a.values("A")),
+                probes.PROBE_S / 2,
+                successes=1,
+            )
+        except probes.NotConsistent as e:
+            last: probes.DnsAnswer = e.last
+            return last
+
+    with ThreadPoolExecutor(max_workers=len(pairs) or 1) as pool:
+        answers = dict(zip(pairs, pool.map(ask, pairs), strict=True))
+    bad = {p: a for p, a in answers.items() if not (a.status == "NOERROR" and a.values("A"))}
+    diagnose.check(
+        bool(replicas) and not bad,
+        "a cluster DNS replica does not answer when asked directly",
+        expected=f"{name} A from each replica {sorted(replicas)} to a pod on each of {sorted(clients)}",
+        observed="; ".join(f"replica {replicas[ip]} ({ip}) from {node}: {a.summary()}" for (node, ip), a in bad.items())
+        or "no replicas listed",
+        objects=["service kube-system/kube-dns", *(f"replica {pod} ({ip})" for ip, pod in replicas.items())],
+        reproduce=[clients[node].repro(a.command) for (node, _), a in bad.items()],
     )

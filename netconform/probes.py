@@ -307,7 +307,7 @@ def requests_for_spread(replicas: int, floor_fraction: float = 1 / 3, p_fail: fl
 class Record:
     name: str
     rdtype: str
-    value: str  # address for A/AAAA, target name for CNAME/SRV/PTR
+    value: str  # address for A/AAAA, target name for CNAME/PTR, "priority weight port target" for SRV
 
 
 @dataclass(frozen=True)
@@ -358,7 +358,10 @@ def parse_dig(stdout: str, command: list[str]) -> DnsAnswer:
                 continue
             owner, _ttl, rdclass, rdtype, text = fields
             rd = dns.rdata.from_text(dns.rdataclass.from_text(rdclass), dns.rdatatype.from_text(rdtype), text)
-            value = str(getattr(rd, "address", None) or getattr(rd, "target", None) or rd.to_text())
+            if rdtype == "SRV":
+                value = rd.to_text()
+            else:
+                value = str(getattr(rd, "address", None) or getattr(rd, "target", None) or rd.to_text())
             records.append(Record(owner, rdtype, value))
     return DnsAnswer(m.group(1), tuple(records), command, stdout)
 

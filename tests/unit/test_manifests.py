@@ -34,6 +34,8 @@ def test_every_shipped_manifest_renders_and_names_the_same_image():
             "EXCEPT_1",
             "EXCEPT_2",
             "TIMEOUT",
+            "DNS_IP",
+            "DOMAIN",
         )
     }
     values["IMAGE"] = "netconform.local/toolbox:v1"
