@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 import pytest
 
-from fixtures.cluster import ClusterHandle
+from fixtures.cluster import ClusterHandle, nodes_under_test
 from fixtures.diagnostics import Diagnose
+from fixtures.namespaces import run_id
 from fixtures.preconditions import Precondition, service_proxy
 from fixtures.prestart import Stage
 from fixtures.workloads import Backend, ServiceRef, Workloads
@@ -28,9 +32,21 @@ def prestart(stage: Stage) -> None:
 
 
 def prestart_privileged(stage: Stage) -> None:
-    """A probe pod in each node's own network namespace."""
+    """A probe pod in each node's own network namespace, and a hostPort server on each tested node."""
     for node in stage.cluster.info.schedulable_nodes:
         stage.workloads.request_node_client(node.name)
+    for name in nodes_under_test(stage.cluster):
+        stage.workloads.apply(hostport_docs(stage.workloads, name))
+
+
+def host_port() -> int:
+    """This run's hostPort: one per run (two runs on one cluster would otherwise take the same port on each node),
+    outside the NodePort range."""
+    return 20000 + int(hashlib.sha256(run_id().encode()).hexdigest(), 16) % 5000
+
+
+def hostport_docs(ws: Workloads, node: str) -> list[dict[str, Any]]:
+    return ws.render("nodeport", "hostport", NAME=f"hostport-{node}"[:50], NODE=node, HOST_PORT=host_port())
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +221,48 @@ def test_nodeport_answers_on_localhost_of_every_node(
         [node_client.describe(), f"service {service.namespace}/{service.name}"],
         node_client.repro(probes.curl_command(url)),
     )
+
+
+@pytest.mark.privileged
+def test_nodeport_host_port_answers_on_its_node(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    privileged_workloads: Workloads,
+    client: ProbePod,
+    node_name: str,
+) -> None:
+    """A pod with a hostPort answers on its own node's address at that port, from a pod (and from the runner on the
+    local cluster): the CNI's portmap plugin set it up when the pod was created."""
+    if node_name not in nodes_under_test(cluster):
+        not_applicable(f"node {node_name} is not among the sampled nodes (--node-sample)")
+    ws = privileged_workloads
+    ws.apply(hostport_docs(ws, node_name))
+    pod = ws.wait_pod(f"hostport-{node_name}"[:50])
+    url = f"http://{node_ip(cluster, node_name)}:{host_port()}/hostname"
+    objects = [f"pod {ws.namespace}/{pod.name} ({pod.ip}) hostPort {host_port()}", f"node {node_name}"]
+    hint = "hostPort is the CNI's job (the portmap plugin in its conflist, with capabilities portMappings)"
+    try:
+        probes.eventually(probes.http_probe(client, url), lambda r: r.ok and r.body.strip() == pod.name, probes.PROBE_S)
+    except probes.NotConsistent as e:
+        diagnose.fail(
+            f"hostPort {host_port()} on node {node_name} does not reach its pod",
+            expected=f"HTTP 200 from {pod.name}",
+            observed=e.last.summary(),
+            objects=[client.describe(), *objects],
+            reproduce=client.repro(probes.curl_command(url)),
+            hint=hint,
+        )
+    if cluster.info.local_cluster:
+        try:
+            probes.eventually(
+                lambda: probes.runner_http(url), lambda r: r.ok and r.body.strip() == pod.name, probes.PROBE_S
+            )
+        except probes.NotConsistent as e:
+            diagnose.fail(
+                f"hostPort {host_port()} on node {node_name} does not answer the runner",
+                expected=f"HTTP 200 from {pod.name}",
+                observed=e.last.summary(),
+                objects=objects,
+                reproduce=f"curl -sS {url}",
+                hint=hint,
+            )

@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from faultplugin import FAULT_COMMENT, FAULT_TABLES, add_rule, clear_rules, node_namespaces
@@ -269,6 +270,23 @@ def revive_dns_replicas(ctx: Ctx) -> None:
     scale_coredns(1)(ctx)
 
 
+CONFLIST = Path("/etc/cni/net.d/netconform/nc-node-2/10-netconform.conflist")
+SAVED_CONFLIST: list[str] = []
+
+
+def drop_portmap_on_node_2(ctx: Ctx) -> None:
+    """Node 2's CNI configuration without the portmap plugin: pods created there get no hostPort mapping."""
+    text = CONFLIST.read_text()
+    SAVED_CONFLIST.append(text)
+    conf = json.loads(text)
+    conf["plugins"] = [p for p in conf["plugins"] if p.get("type") != "portmap"]
+    CONFLIST.write_text(json.dumps(conf, indent=2))
+
+
+def restore_portmap_on_node_2(ctx: Ctx) -> None:
+    CONFLIST.write_text(SAVED_CONFLIST.pop())
+
+
 def node_loops(script: str) -> Callable[[Ctx], None]:
     """Run `script` (one pass) every 0.1 s in every node's network namespace until the fault is restored."""
 
@@ -526,6 +544,19 @@ FAULTS = [
         may_fail=("test_dns_service_name", "test_dns_srv", "test_dns_pod_hostname", "test_dns_policy_none"),
     ),
     Fault(
+        "portmap-removed-on-node-2",
+        ("conformance/test_nodeport.py",),
+        drop_portmap_on_node_2,
+        restore_portmap_on_node_2,
+        must_fail=("test_nodeport_host_port_answers_on_its_node[nc-node-2]",),
+        must_pass=(
+            "test_nodeport_host_port_answers_on_its_node[nc-node-1]",
+            "test_nodeport_answers",
+            "test_nodeport_udp",
+        ),
+        says=("hostPort",),
+    ),
+    Fault(
         "session-affinity-ignored",
         ("conformance/test_clusterip.py",),
         node_loops(DROP_AFFINITY),
@@ -584,7 +615,7 @@ def matching(run: SuiteRun, fragments: tuple[str, ...]) -> dict[str, str]:
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
 def test_fault_is_detected_by_exactly_the_expected_checks(fault: Fault, kubeconfig, run_suite, record_property):
     if (
-        fault.name.startswith(("route-", "node-2-", "policy-engine-stopped-on-node-2"))
+        fault.name.startswith(("route-", "node-2-", "policy-engine-stopped-on-node-2", "portmap-removed-on-node-2"))
         and "nc-node-2" not in node_namespaces()
     ):
         pytest.skip("needs a cluster with 2 nodes")

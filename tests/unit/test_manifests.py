@@ -36,6 +36,7 @@ def test_every_shipped_manifest_renders_and_names_the_same_image():
             "TIMEOUT",
             "DNS_IP",
             "DOMAIN",
+            "HOST_PORT",
         )
     }
     values["IMAGE"] = "netconform.local/toolbox:v1"
