@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from fixtures.bulk import expect_bulk
 from fixtures.cluster import ClusterHandle, nodes_under_test
 from fixtures.diagnostics import Diagnose
 from fixtures.preconditions import Precondition, service_proxy
@@ -440,4 +441,17 @@ def test_clusterip_hairpin_a_pod_reaches_itself_through_its_service(
         observed=got.summary(),
         objects=[me.describe(), f"service {workloads.namespace}/mixed ({ip})"],
         reproduce=me.repro(got.command),
+    )
+
+
+def test_clusterip_carries_1_mib_each_way(
+    proxy: Precondition, diagnose: Diagnose, client: ProbePod, service: ServiceRef
+) -> None:
+    """Through the ClusterIP, 1 MiB uploaded and 1 MiB downloaded arrive whole."""
+    proxy.require()
+    expect_bulk(
+        diagnose,
+        probes.bulk_probe(client, f"http://{service.cluster_ip}:{service.port()}"),
+        "a 1 MiB transfer through the ClusterIP does not arrive whole",
+        [client.describe(), f"service {service.namespace}/{service.name} ({service.cluster_ip})"],
     )

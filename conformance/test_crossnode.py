@@ -19,7 +19,7 @@ from netconform.probes import ProbePod
 
 pytestmark = pytest.mark.crossnode
 
-MIB = 1024 * 1024
+MIB = probes.MIB
 
 
 def pinned(cluster: ClusterHandle) -> dict[str, str]:
@@ -75,15 +75,9 @@ def objects(src: ProbePod, dst: ProbePod) -> list[str]:
     return [f"client {src.describe()}", f"server {dst.describe()}"]
 
 
-def upload_probe(src: ProbePod, ip: str) -> probes.PodProbe[probes.ExecResult]:
-    """1 MiB posted to the server's /upload: `<HTTP code> <bytes sent>`."""
-    cmd = [
-        "sh",
-        "-c",
-        f"head -c {MIB} /dev/zero | curl -sS --max-time 10 -o /dev/null -w '%{{http_code}} %{{size_upload}}' "
-        f"--data-binary @- http://{ip}:8080/upload",
-    ]
-    return probes.PodProbe(src, cmd, lambda r, c: r, 30)
+def upload_probe(src: ProbePod, ip: str) -> probes.PodProbe[probes.Bulk]:
+    """1 MiB posted to the server's /upload and 1 MiB downloaded from its /bytes."""
+    return probes.bulk_probe(src, f"http://{ip}:8080")
 
 
 @dataclass(frozen=True)
@@ -105,7 +99,7 @@ class PairProbes:
 def pair_probes(
     node_pods: dict[str, ProbePod], remote_service: dict[str, ServiceRef], node_pairs: list[tuple[str, str]]
 ) -> PairProbes:
-    """TCP and UDP (client address), ICMP, path MTU (DF ping, 1 MiB upload) and a ClusterIP with its only backend on
+    """TCP and UDP (client address), ICMP, path MTU (DF ping, 1 MiB each way) and a ClusterIP with its only backend on
     the destination node, for every pair, probed together."""
     with ThreadPoolExecutor(max_workers=len(node_pods)) as pool:
         reads = pool.map(lambda p: p.run(["cat", "/sys/class/net/eth0/mtu"]), node_pods.values())
@@ -196,7 +190,7 @@ def test_crossnode_path_mtu(
     node_pair: tuple[str, str],
     connectivity_matrix,
 ) -> None:
-    """The largest don't-fragment ICMP the pod MTU allows gets through, and so does a 1 MiB transfer."""
+    """The largest don't-fragment ICMP the pod MTU allows gets through, and so does 1 MiB each way."""
     src, dst = pair(node_pods, node_pair)
     mtu = pair_probes.mtu[node_pair[0]]
     attempt, n, first = pair_probes.get(node_pair, "mtu")
@@ -213,15 +207,13 @@ def test_crossnode_path_mtu(
             hint="replies to small pings but not to full-size ones is a path-MTU black hole",
         )
     upload, _, first = pair_probes.get(node_pair, "upload")
-    res = first[-1] if first else upload()
-    code, _, sent = res.stdout.strip().partition(" ")
-    ok = code == "200" and sent.split(".")[0].isdigit() and int(sent.split(".")[0]) >= MIB
-    connectivity_matrix(node_pair, "mtu", ok)
+    res: probes.Bulk = first[-1] if first and first[-1].ok else upload()
+    connectivity_matrix(node_pair, "mtu", res.ok)
     diagnose.check(
-        ok,
-        f"a 1 MiB transfer from {node_pair[0]} to {node_pair[1]} fails",
-        expected=f"HTTP 200 after uploading >= {MIB} bytes",
-        observed=(res.stdout + res.stderr).strip()[-200:] or "timeout (a black hole for large packets?)",
+        res.ok,
+        f"a 1 MiB transfer each way between {node_pair[0]} and {node_pair[1]} does not arrive whole",
+        expected=f"{MIB} bytes read by the server and {MIB} bytes received back, both HTTP 200",
+        observed=res.summary() + ("" if res.up_sent or res.down_received else " (a black hole for large packets?)"),
         objects=objects(src, dst),
         reproduce=src.repro(upload.command),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from fixtures.bulk import expect_bulk
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
 from fixtures.ingress import Hosts, IngressController, request_colours
@@ -193,4 +194,29 @@ def test_ingress_without_class_is_not_served(
         "/",
         404,
         "an Ingress without ingressClassName was served",
+    )
+
+
+def test_ingress_carries_1_mib_each_way(
+    ingress_reach: Precondition,
+    diagnose: Diagnose,
+    client: ProbePod,
+    ingress_controller: IngressController,
+    hosts: Hosts,
+    colours: dict[str, str],
+    routes: None,
+) -> None:
+    """Through the controller by host (blue), 1 MiB uploaded and 1 MiB downloaded arrive whole (small requests pass
+    where an MTU or buffering problem breaks every larger one)."""
+    ingress_reach.require()
+    host = hosts("blue")
+    expect_bulk(
+        diagnose,
+        probes.bulk_probe(client, ingress_controller.http_url, host=host),
+        f"a 1 MiB transfer through the ingress controller (Host {host}) does not arrive whole",
+        [
+            client.describe(),
+            f"Host {host}",
+            f"controller service {ingress_controller.service.namespace}/{ingress_controller.service.name}",
+        ],
     )

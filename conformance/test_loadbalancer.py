@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from fixtures.bulk import expect_bulk
 from fixtures.cluster import ClusterHandle, nodes_under_test
 from fixtures.diagnostics import Diagnose
 from fixtures.prestart import Stage
@@ -185,6 +186,19 @@ def test_loadbalancer_gets_an_address_that_answers(
                 e.last.summary(),
                 "/hostname",
             )
+
+
+def test_loadbalancer_carries_1_mib_each_way(
+    diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, web: Backend, balancers: dict[str, ServiceRef]
+) -> None:
+    """Through the LoadBalancer address, from a pod, 1 MiB uploaded and 1 MiB downloaded arrive whole."""
+    lb = address_of(cluster, balancers["web"])
+    expect_bulk(
+        diagnose,
+        probes.bulk_probe(client, lb.url),
+        "a 1 MiB transfer through the LoadBalancer address does not arrive whole",
+        [client.describe(), lb.describe()],
+    )
 
 
 def test_loadbalancer_local_policy_keeps_the_client_address_and_health_checks_only_backend_nodes(

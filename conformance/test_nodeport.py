@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from fixtures.bulk import expect_bulk
 from fixtures.cluster import ClusterHandle, nodes_under_test
 from fixtures.diagnostics import Diagnose
 from fixtures.namespaces import run_id
@@ -173,6 +174,28 @@ def test_nodeport_udp_spreads_over_the_replicas_on_every_node(
         "UDP answers came from pods that are not replicas",
         expected=str(sorted(replicas)),
         observed=got.summary(),
+    )
+
+
+def test_nodeport_carries_1_mib_each_way_on_every_node(
+    proxy: Precondition,
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    service: ServiceRef,
+    node_name: str,
+) -> None:
+    """Through <node InternalIP>:<nodePort>, from a pod, 1 MiB uploaded and 1 MiB downloaded arrive whole."""
+    proxy.require()
+    expect_bulk(
+        diagnose,
+        probes.bulk_probe(client, f"http://{node_ip(cluster, node_name)}:{service.node_port()}"),
+        f"a 1 MiB transfer through the NodePort on node {node_name} does not arrive whole",
+        [
+            client.describe(),
+            f"service {service.namespace}/{service.name} nodePort {service.node_port()}",
+            f"node {node_name}",
+        ],
     )
 
 

@@ -610,3 +610,81 @@ def parse_echo_round(res: ExecResult, targets: list[str], command: list[str]) ->
 def echo_round(pod: ProbePod, targets: list[str], timeout: str = "1s") -> EchoRound:
     command = echo_probe_command(targets, timeout)
     return parse_echo_round(pod.run(command, timeout_s=30), targets, command)
+
+
+# -- bulk transfers -----------------------------------------------------------------------------------------------
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Bulk:
+    """One upload to nc-echo's /upload and one download from its /bytes, of `size` bytes each."""
+
+    size: int
+    up_code: str
+    up_sent: int  # what curl sent
+    up_counted: int  # what the server says it read
+    down_code: str
+    down_received: int
+    command: list[str]
+    errors: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.up_code == "200"
+            and self.up_counted == self.size
+            and self.down_code == "200"
+            and self.down_received == self.size
+        )
+
+    def summary(self) -> str:
+        return (
+            f"up: HTTP {self.up_code}, {self.up_sent} of {self.size} bytes sent, {self.up_counted} read by the server; "
+            f"down: HTTP {self.down_code}, {self.down_received} of {self.size} bytes received"
+            + (f"; {self.errors}" if self.errors else "")
+        )
+
+
+def bulk_command(base_url: str, size: int = MIB, timeout_s: float = 10, host: str | None = None) -> list[str]:
+    """Upload then download `size` bytes through one data path (new connections), each with its own deadline."""
+    hdr = f"-H {shlex.quote('Host: ' + host)} " if host else ""
+    curl = f"curl -sS --max-time {timeout_s:g} {hdr}"
+    up = (
+        f"head -c {size} /dev/zero | {curl}--data-binary @- -o /tmp/nc.$$.up "
+        f"-w 'up %{{http_code}} %{{size_upload}}\n' {shlex.quote(base_url + '/upload')}; "
+        "printf 'counted %s\n' \"$(cat /tmp/nc.$$.up 2>/dev/null)\"; rm -f /tmp/nc.$$.up"
+    )
+    down = (
+        f"{curl}-o /dev/null -w 'down %{{http_code}} %{{size_download}}\n' {shlex.quote(f'{base_url}/bytes?n={size}')}"
+    )
+    return ["sh", "-c", f"{up}; {down}; true"]
+
+
+def parse_bulk(res: ExecResult, size: int, command: list[str]) -> Bulk:
+    fields: dict[str, list[str]] = {}
+    for line in res.stdout.splitlines():
+        key, _, rest = line.strip().partition(" ")
+        if key in ("up", "down", "counted"):
+            fields[key] = rest.split()
+
+    def number(key: str, i: int) -> int:
+        try:
+            return int(float(fields[key][i]))
+        except (KeyError, IndexError, ValueError):
+            return 0
+
+    return Bulk(
+        size,
+        (fields.get("up") or ["000"])[0],
+        number("up", 1),
+        number("counted", 0),
+        (fields.get("down") or ["000"])[0],
+        number("down", 1),
+        command,
+        " ".join(res.stderr.split())[:300],
+    )
+
+
+def bulk_probe(pod: ProbePod, base_url: str, size: int = MIB, host: str | None = None) -> PodProbe[Bulk]:
+    return PodProbe(pod, bulk_command(base_url, size, host=host), lambda r, c: parse_bulk(r, size, c), 30)

@@ -130,6 +130,13 @@ def drop_nodeports(ctx: Ctx) -> None:
             add_rule("raw", chain, "-p", proto, "--dport", "30000:32767")
 
 
+def drop_large_packets(ctx: Ctx) -> None:
+    """A black hole for large packets on every forwarded path to and from the test servers (port 8080): requests
+    and answers of a few hundred bytes pass, every full-size segment is lost (an MTU mismatch without ICMP)."""
+    for port in ("--dport", "--sport"):
+        add_rule("mangle", "FORWARD", "-p", "tcp", port, "8080", "-m", "length", "--length", "1200:65535")
+
+
 def remove_route(ctx: Ctx) -> None:
     """On node 2, the route to node 1's pod CIDR."""
     cidr = kubectl(ctx.kubeconfig, "get", "node", "nc-node-1", "-o", "jsonpath={.spec.podCIDR}").stdout
@@ -555,6 +562,34 @@ FAULTS = [
             "test_nodeport_udp",
         ),
         says=("hostPort",),
+    ),
+    Fault(
+        "large-packets-dropped",
+        (
+            "conformance/test_crossnode.py",
+            "conformance/test_clusterip.py",
+            "conformance/test_nodeport.py",
+            "conformance/test_loadbalancer.py",
+            "conformance/test_ingress.py",
+        ),
+        drop_large_packets,
+        clear,
+        must_fail=(
+            # (a pair of one node is a pod talking to itself: no packet leaves it)
+            *(f"test_crossnode_path_mtu[{p}]" for p in CROSS),
+            "test_clusterip_carries_1_mib",
+            "test_nodeport_carries_1_mib",
+            "test_loadbalancer_carries_1_mib",
+            "test_ingress_carries_1_mib",
+        ),
+        must_pass=(
+            "test_crossnode_pod_to_pod",
+            "test_clusterip_spreads",
+            "test_nodeport_answers",
+            "test_loadbalancer_gets_an_address",
+            "test_ingress_routes_each_host",
+        ),
+        says=("1 MiB",),
     ),
     Fault(
         "session-affinity-ignored",

@@ -153,3 +153,14 @@ def test_spread_checks_keep_their_request_counts():
     below 1e-6), and the convergence burst still asks until every replica answered with 1e-3 certainty."""
     assert probes.requests_for_spread(3) == 90
     assert probes.requests_to_reach_all(3, p_fail=1e-3) == 20
+
+
+def test_a_bulk_transfer_is_whole_only_when_both_directions_carried_every_byte():
+    whole = ExecResult(0, "up 200 1048576\ncounted 1048576\ndown 200 1048576\n", "")
+    assert probes.parse_bulk(whole, probes.MIB, ["x"]).ok
+    cut = ExecResult(0, "up 200 1048576\ncounted 1048576\ndown 200 65536\n", "curl: (28) Operation timed out")
+    got = probes.parse_bulk(cut, probes.MIB, ["x"])
+    assert not got.ok and got.down_received == 65536
+    assert "65536 of 1048576 bytes received" in got.summary() and "timed out" in got.summary()
+    nothing = probes.parse_bulk(ExecResult(1, "", "sh: curl: not found"), probes.MIB, ["x"])
+    assert not nothing.ok and nothing.up_code == "000" and nothing.up_counted == 0

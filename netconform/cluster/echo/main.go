@@ -1,10 +1,10 @@
 // nc-echo is netconform's test server. It answers exactly what the checks read, over HTTP and UDP: its hostname,
-// the client's address, an echo, the size of an upload. No handler runs a command, reads a file, redirects or ends
+// the client's address, an echo, the size of an upload, a run of zero bytes. No handler runs a command, reads a file, redirects or ends
 // the process, and every other path is a 404, so a NodePort, LoadBalancer or Ingress that exposes it offers no way
 // in (agnhost netexec, which it replaces behind Services, serves /shell and /exit).
 //
 // HTTP (--http-port): /hostname, /clientip (ip:port as the server saw it), /echo?msg=, /upload (reads the body,
-// answers its size), /healthz. With --name, the name is the answer on / and under each of --name-paths (Ingress
+// answers its size), /bytes?n= (n zero bytes, at most 64 MiB), /healthz. With --name, the name is the answer on / and under each of --name-paths (Ingress
 // backends: a misrouted request is told apart by the name in its answer).
 // UDP (--udp-port): "hostname", "clientip", "echo <text>". Both flags take one port or a comma-separated list.
 //
@@ -64,6 +64,23 @@ func main() {
 			return
 		}
 		text(w, fmt.Sprintf("%d", n))
+	})
+	// /bytes?n=N: N zero bytes (at most 64 MiB), for bulk transfers down a data path.
+	mux.HandleFunc("/bytes", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(r.URL.Query().Get("n"))
+		if err != nil || n < 0 || n > 64<<20 {
+			http.Error(w, "n must be 0 to 67108864", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		chunk := make([]byte, 64<<10)
+		for n > 0 {
+			k := min(n, len(chunk))
+			if _, err := w.Write(chunk[:k]); err != nil {
+				return
+			}
+			n -= k
+		}
 	})
 	prefixes := []string{}
 	for _, p := range strings.Split(*namePaths, ",") {
