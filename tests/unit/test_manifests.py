@@ -37,6 +37,7 @@ def test_every_shipped_manifest_renders_and_names_the_same_image():
             "DNS_IP",
             "DOMAIN",
             "HOST_PORT",
+            "STAYING_SET",
         )
     }
     values["IMAGE"] = "netconform.local/toolbox:v1"
