@@ -18,6 +18,7 @@ import pytest
 from fixtures.bulk import expect_bulk
 from fixtures.cluster import ClusterHandle, nodes_under_test
 from fixtures.diagnostics import Diagnose
+from fixtures.ingress import IngressController
 from fixtures.prestart import Stage
 from fixtures.workloads import Backend, ServiceRef, Workloads
 from netconform import probes
@@ -307,3 +308,101 @@ def test_loadbalancer_source_ranges_keep_other_sources_out(
         objects=[lb.describe(), f"loadBalancerSourceRanges {client.ip}/32", outsider.describe()],
         reproduce=[outsider.repro(probes.curl_command(url)), f"curl -sS -m 3 {url}"],
     )
+
+
+def controller_endpoints(cluster: ClusterHandle, ctrl: IngressController) -> tuple[list[str], dict[str, int]]:
+    """The ingress controller's ready pod addresses and its HTTP and HTTPS target ports, from its Service's
+    EndpointSlices (read only)."""
+    svc = cluster.kube.get("v1", "Service", ctrl.service.name, ctrl.service.namespace) or {}
+    names = {p["port"]: p.get("name", "") for p in svc.get("spec", {}).get("ports") or []}
+    want = {"http": names.get(ctrl.service.http_port, ""), "https": names.get(ctrl.service.https_port or 443, "")}
+    ips: set[str] = set()
+    ports: dict[str, int] = {}
+    for sl in cluster.kube.list_objects(
+        "discovery.k8s.io/v1",
+        "EndpointSlice",
+        ctrl.service.namespace,
+        f"kubernetes.io/service-name={ctrl.service.name}",
+    ):
+        for key, name in want.items():
+            for p in sl.get("ports") or []:
+                if p.get("name", "") == name and p.get("port"):
+                    ports[key] = int(p["port"])
+        for e in sl.get("endpoints") or []:
+            if (e.get("conditions") or {}).get("ready") is not False:
+                ips.update(e.get("addresses") or [])
+    return sorted(ips), ports
+
+
+def test_loadbalancer_routes_hosts_to_backends_over_http_and_https(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    workloads: Workloads,
+    client: ProbePod,
+    web: Backend,
+    ingress_controller: IngressController,
+    balancers: dict[str, ServiceRef],
+) -> None:
+    """(The id avoids the word that `-k` uses to select the Ingress area.) The ingress controller behind a
+    LoadBalancer address (a Service of this run listing the controller's pods):
+    a host routes through that address to its backend over HTTP and over HTTPS, from a pod (and HTTP from the runner
+    on the local cluster)."""
+    ctrl = ingress_controller
+    ips, ports = controller_endpoints(cluster, ctrl)
+    if not ips or set(ports) != {"http", "https"}:
+        diagnose.fail(
+            "the ingress controller's Service does not list its pods on HTTP and HTTPS ports",
+            expected="ready endpoints with an HTTP and an HTTPS port",
+            observed=f"addresses {ips}, ports {ports}",
+            objects=[f"service {ctrl.service.namespace}/{ctrl.service.name}"],
+        )
+    host = f"lb.{workloads.namespace}.{cluster.settings.ingress_domain}"
+    docs = workloads.render(
+        "loadbalancer",
+        "ingress-front",
+        HOST=host,
+        BACKEND="web",
+        CLASS=ctrl.ingress_class.name,
+        HTTP_TARGET=ports["http"],
+        HTTPS_TARGET=ports["https"],
+    )
+    sources = [client.ip]
+    if runner_reaches(cluster) and cluster.info.nodes[0].internal_ip:
+        sources.append(probes.runner_source_ip(cluster.info.nodes[0].internal_ip))
+    docs[0]["spec"]["loadBalancerSourceRanges"] = sorted(f"{s}/32" for s in sources)
+    docs[1]["endpoints"] = [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]
+    applied = workloads.apply(docs)[0]
+    lb = address_of(cluster, ServiceRef(applied["metadata"]["name"], workloads.namespace, None, applied["spec"]))
+    objects = [
+        lb.describe(),
+        f"Host {host}",
+        f"controller pods {ips} (service {ctrl.service.namespace}/{ctrl.service.name})",
+    ]
+    for scheme, port in (("http", 80), ("https", 443)):
+        url = f"{scheme}://{host}:{port}/hostname"
+        diagnose.until(
+            probes.http_probe(client, url, resolve=f"{host}:{port}:{lb.address}", insecure=scheme == "https"),
+            lambda r: r.ok and r.body.strip() in web.names,
+            via=client,
+            what=f"Host {host} does not route through the ingress controller's LoadBalancer address over "
+            f"{scheme.upper()}",
+            expected=f"HTTP 200 from one of {sorted(web.names)}",
+            objects=objects,
+        )
+    if runner_reaches(cluster):
+        url = f"http://{lb.address}/hostname"
+        try:
+            probes.eventually(
+                lambda: probes.runner_http(url, timeout_s=2, host=host),
+                lambda r: r.ok and r.body.strip() in web.names,
+                cluster.settings.deadline(probes.PROBE_S),
+            )
+        except probes.NotConsistent as e:
+            runner_fails(
+                diagnose,
+                lb,
+                f"Host {host} does not route through the ingress controller's LoadBalancer address from the runner",
+                f"HTTP 200 from one of {sorted(web.names)}",
+                e.last.summary(),
+                "/hostname",
+            )

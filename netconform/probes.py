@@ -206,15 +206,16 @@ def http(
     return http_probe(pod, url, host, timeout_s, resolve, insecure)()
 
 
-def runner_http(url: str, timeout_s: float = 3) -> HttpResult:
+def runner_http(url: str, timeout_s: float = 3, host: str | None = None) -> HttpResult:
     """HTTP from the machine running the suite itself (no proxy from the environment)."""
     import requests
 
-    cmd = ["curl", "-sS", "-i", url]
+    cmd = ["curl", "-sS", "-i", *(["-H", f"Host: {host}"] if host else []), url]
     try:
         with requests.Session() as session:
             session.trust_env = False
-            r = session.get(url, timeout=timeout_s, allow_redirects=False)
+            headers = {"Host": host} if host else {}
+            r = session.get(url, timeout=timeout_s, allow_redirects=False, headers=headers)
         return HttpResult(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.text, "", cmd)
     except requests.RequestException as e:
         return HttpResult(None, {}, "", f"{type(e).__name__}: {e}", cmd)

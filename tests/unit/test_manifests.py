@@ -38,6 +38,8 @@ def test_every_shipped_manifest_renders_and_names_the_same_image():
             "DOMAIN",
             "HOST_PORT",
             "STAYING_SET",
+            "HTTP_TARGET",
+            "HTTPS_TARGET",
         )
     }
     values["IMAGE"] = "netconform.local/toolbox:v1"
