@@ -16,6 +16,7 @@ from fixtures.prestart import Stage
 from fixtures.workloads import Backend, PodRef, ServiceRef, Workloads
 from netconform import probes
 from netconform.diagnose import summarize_counts
+from netconform.errors import WaitTimeout
 from netconform.kube import wait
 from netconform.probes import ProbePod
 
@@ -517,12 +518,27 @@ def test_clusterip_terminating_pod_finishes_open_connections_and_gets_no_new_one
         workloads.apply(workloads.render("clusterip", "drain", STAYING_SET="drain"))
         workloads.wait_endpoints("drain", {leaving.ip, staying.ip})
         workloads.kube.delete("v1", "Pod", "leaving", workloads.namespace)
-        conditions = wait(
-            "pod leaving marked terminating in the EndpointSlice",
-            lambda: (c := endpoint_conditions(workloads, "drain", leaving.ip)).get("terminating") and c,
-            workloads.deadline(10),
-            interval_s=0.1,
-        )
+
+        def terminating() -> dict[str, bool] | None:
+            c = endpoint_conditions(workloads, "drain", leaving.ip)
+            return c if c.get("terminating") else None
+
+        try:
+            conditions: dict[str, bool] = wait(
+                "pod leaving marked terminating in the EndpointSlice",
+                terminating,
+                workloads.deadline(10),
+                interval_s=0.1,
+            )
+        except WaitTimeout:
+            res = slow.result()
+            diagnose.fail(
+                "a deleted pod never drained: it was not listed as terminating while its preStop ran",
+                expected=f"pod leaving ({leaving.ip}) in the EndpointSlice with terminating=true for its 12 s preStop",
+                observed=f"conditions {endpoint_conditions(workloads, 'drain', leaving.ip) or 'gone'}; the open "
+                f"upload: {res.stdout.strip() or 'no answer'} {res.stderr.strip()[:200]}",
+                objects=objects,
+            )
         still_open = not slow.done()
         fresh = settled(
             lambda: probes.echo_round(client, [f"tcp:{ip}:80"] * 20),

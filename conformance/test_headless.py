@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from fixtures.cluster import ClusterHandle
@@ -10,6 +12,7 @@ from fixtures.preconditions import Precondition
 from fixtures.prestart import Stage
 from fixtures.workloads import Backend, ServiceRef, Workloads
 from netconform import probes
+from netconform.kube import wait
 from netconform.probes import ProbePod
 
 pytestmark = pytest.mark.headless
@@ -22,6 +25,7 @@ def prestart(stage: Stage) -> None:
     """The replicas and the headless Service, requested at the start of the run."""
     stage.workloads.request_server("web", replicas=REPLICAS)
     stage.workloads.service("headless", "service", NAME="web")
+    stage.workloads.apply(stage.workloads.render("headless", "members"))
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +125,47 @@ def test_headless_name_follows_a_scale_up(
     workloads.apply(workloads.render("common", "server", NAME="web", REPLICAS=3))
     pods = workloads.wait_ready("app=web", 3, "Deployment web scaled to 3")
     expect_resolves_to(diagnose, cluster, client, service, {p.ip for p in pods})
+
+
+def resolves_to(ips: set[str]) -> Callable[[probes.DnsAnswer], bool]:
+    return lambda a: a.values("A") == ips
+
+
+@pytest.fixture(scope="module")
+def members(workloads: Workloads) -> tuple[str, str]:
+    """(steady's IP, lagging's IP): the ready pod and the one that runs but never becomes ready."""
+    workloads.apply(workloads.render("headless", "members"))
+    steady = workloads.wait_pod("steady")
+
+    def lagging_ip() -> str | None:
+        st = (workloads.kube.get("v1", "Pod", "lagging", workloads.namespace) or {}).get("status") or {}
+        started = any(c.get("started") for c in st.get("containerStatuses") or [])
+        return st.get("podIP") if started else None
+
+    return steady.ip, wait(f"pod {workloads.namespace}/lagging running", lagging_ip, workloads.deadline(60))
+
+
+def test_headless_publish_not_ready_addresses_also_names_the_pod_that_is_not_ready(
+    cluster_dns: Precondition,
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    workloads: Workloads,
+    members: tuple[str, str],
+) -> None:
+    """Of two pods, one never ready: the headless name lists only the ready one, and the same Service with
+    publishNotReadyAddresses lists both."""
+    cluster_dns.require()
+    steady, lagging = members
+    domain = cluster.info.cluster_domain
+    for svc, want in (("members", {steady}), ("members-all", {steady, lagging})):
+        name = f"{svc}.{workloads.namespace}.svc.{domain}"
+        diagnose.until(
+            probes.lookup_probe(client, name),
+            resolves_to(want),
+            via=client,
+            what=f"headless name {name} does not list "
+            + ("only the ready pod" if svc == "members" else "the not-ready pod too (publishNotReadyAddresses)"),
+            expected=f"A records exactly {sorted(want)}",
+            objects=[f"service {workloads.namespace}/{svc}", f"pods steady ({steady}), lagging ({lagging}, not ready)"],
+        )

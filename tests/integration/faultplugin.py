@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import time
 
 import pytest
 
@@ -79,8 +80,49 @@ def _expire_tls_secret(item: pytest.Item) -> None:
     )
 
 
+#: Every nat rule that sends a known client back to its replica (session affinity), deleted by rule number:
+#: iptables-nft cannot read back its own `-S` form of a `recent` match.
+DROP_AFFINITY = (
+    "for c in $(iptables -w -t nat -S | grep -e '--rcheck' | awk '{print $2}' | sort -u); do "
+    "for n in $(iptables -w -t nat -L $c -n --line-numbers | awk '/recent: CHECK/{print $1}' | sort -rn); do "
+    "iptables -w -t nat -D $c $n; done; done"
+)
+
+
+def _drop_affinity(item: pytest.Item) -> None:
+    """A service proxy without session affinity. Applied when the check starts: the rules are deleted until none has
+    come back for 2 s (a proxy sync still pending from an earlier endpoint change writes them again once); nothing
+    changes the Services' endpoints during the check, so they stay gone."""
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < 2:
+        counts = [
+            procs.run(
+                ["ip", "netns", "exec", ns, "sh", "-c", "iptables -w -t nat -S | grep -c -e '--rcheck'"], check=False
+            ).stdout.strip()
+            for ns in node_namespaces()
+        ]
+        if any(c not in ("", "0") for c in counts):
+            in_nodes("sh", "-c", DROP_AFFINITY)
+            quiet_since = time.monotonic()
+        time.sleep(0.1)
+
+
+def _no_graceful_termination(item: pytest.Item) -> None:
+    """Pods of this check are killed at once when deleted: no preStop, no terminating phase (a runtime or kubelet
+    that does not honour graceful termination)."""
+    kube = item._request.getfixturevalue("workloads").kube  # type: ignore[attr-defined]
+    delete = kube.delete
+
+    def at_once(api_version: str, kind: str, name: str, namespace: str | None = None, grace: int | None = None) -> None:
+        delete(api_version, kind, name, namespace, grace=0)
+
+    kube.delete = at_once
+
+
 FAULTS = {
     "blackhole-backend": ("test_clusterip_spreads_requests_over_every_replica", _blackhole_one_backend),
+    "no-graceful-termination": ("test_clusterip_terminating_pod", _no_graceful_termination),
+    "no-session-affinity": ("test_clusterip_session_affinity", _drop_affinity),
     "expired-tls": ("test_tls_own_certificate_from_a_secret_is_served_and_valid", _expire_tls_secret),
 }
 
