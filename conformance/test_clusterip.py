@@ -36,7 +36,7 @@ def prestart(stage: Stage) -> None:
     ws.apply(ws.render("clusterip", "mixed"))
     ws.apply(ws.render("clusterip", "drain", STAYING_SET="spare"))
     for node in nodes_under_test(stage.cluster):
-        ws.request_client(node_client_name(node), node=node)
+        ws.request_pinned_client(node)
     request_services(ws)
 
 
@@ -48,10 +48,6 @@ def request_services(ws: Workloads) -> None:
         ws.service("clusterip", "affinity", NAME=f"lapse-{i}", TIMEOUT=AFFINITY_TIMEOUT_S)
     ws.service("clusterip", "dual-protocol")
     ws.service("clusterip", "node-local")
-
-
-def node_client_name(node: str) -> str:
-    return f"client-{node}"[:50]
 
 
 @pytest.fixture(scope="module")
@@ -345,7 +341,7 @@ def test_clusterip_internal_traffic_policy_local_stays_on_the_client_node(
     proxy.require()
     replicas = current_replicas(workloads)
     ip = services["node-local"].cluster_ip
-    clients = {n: workloads.client(node_client_name(n), node=n) for n in nodes_under_test(cluster)}
+    clients = {n: workloads.pinned_client(n) for n in nodes_under_test(cluster)}
     with ThreadPoolExecutor(max_workers=len(clients)) as pool:
         rounds = dict(
             zip(clients, pool.map(lambda c: probes.echo_round(c, [f"tcp:{ip}:80"] * 20), clients.values()), strict=True)

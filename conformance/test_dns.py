@@ -27,15 +27,11 @@ def prestart(stage: Stage) -> None:
     ws.service("clusterip", "service", NAME="web")
     ws.apply(member_docs(stage.cluster, ws))
     for node in nodes_under_test(stage.cluster):
-        ws.request_client(node_client_name(node), node=node)
+        ws.request_pinned_client(node)
 
 
 def member_docs(cluster: ClusterHandle, ws: Workloads) -> list[dict[str, Any]]:
     return ws.render("dns", "member", DNS_IP=cluster.info.dns_service_ip, DOMAIN=cluster.info.cluster_domain)
-
-
-def node_client_name(node: str) -> str:
-    return f"client-{node}"[:50]
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +211,7 @@ def test_dns_every_replica_answers_from_every_node(
     cluster_dns.require()
     replicas = dns_replicas(cluster)
     name = f"kubernetes.default.svc.{cluster.info.cluster_domain}"
-    clients = {n: workloads.client(node_client_name(n), node=n) for n in nodes_under_test(cluster)}
+    clients = {n: workloads.pinned_client(n) for n in nodes_under_test(cluster)}
     pairs = [(node, ip) for node in clients for ip in replicas]
 
     def ask(pair: tuple[str, str]) -> probes.DnsAnswer:

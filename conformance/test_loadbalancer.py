@@ -8,8 +8,10 @@ where the runner's own address is known: the local cluster; on a cloud the runne
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -63,6 +65,16 @@ def outsider(workloads: Workloads) -> ProbePod:
 def runner_reaches(cluster: ClusterHandle) -> bool:
     """Whether the runner's own address is the one a LoadBalancer sees (no NAT between): the local cluster."""
     return cluster.info.local_cluster
+
+
+def allowed_sources(cluster: ClusterHandle, client: ProbePod) -> list[str]:
+    """Who may reach the module's Services: its probe pod, and the runner where the runner's own address is the one
+    a LoadBalancer sees."""
+    sources = [client.ip]
+    first = cluster.info.nodes[0].internal_ip
+    if runner_reaches(cluster) and first:
+        sources.append(probes.runner_source_ip(first))
+    return sources
 
 
 @dataclass(frozen=True)
@@ -124,9 +136,7 @@ def balancers(
 ) -> dict[str, ServiceRef]:
     """The module's Services, created together once the probe pods' addresses are known (addresses are assigned
     side by side; each check waits only for its own)."""
-    allowed = [client.ip]
-    if runner_reaches(cluster) and cluster.info.nodes[0].internal_ip:
-        allowed.append(probes.runner_source_ip(cluster.info.nodes[0].internal_ip))
+    allowed = allowed_sources(cluster, client)
     return {
         "web": create(workloads, "web", "web", allowed),
         "local": create(workloads, "local", "local", allowed, policy="Local"),
@@ -143,18 +153,36 @@ def neighbour_state(address: str) -> str:
     return out.stdout.strip() or "no entry"
 
 
-def runner_fails(diagnose: Diagnose, lb: Balancer, what: str, expected: str, observed: str, path: str) -> None:
+def runner_answer(
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    lb: Balancer,
+    path: str,
+    ok: Callable[[probes.HttpResult], bool],
+    what: str,
+    expected: str,
+    host: str | None = None,
+) -> probes.HttpResult:
+    """The runner's request to the LoadBalancer address, polled until `ok`; else fail naming what a missing
+    announcement looks like from outside (with the runner's neighbour entry for the address)."""
     __tracebackhide__ = True
-    diagnose.fail(
-        what,
-        expected=expected,
-        observed=f"{observed}; the runner's neighbour entry for {lb.address}: {neighbour_state(lb.address)}",
-        objects=[lb.describe()],
-        reproduce=f"curl -sS -m 3 {lb.url}{path}",
-        hint="pods reach the address through the service proxy on their own node; the runner needs a node to "
-        "announce it (layer 2: answer ARP for it; BGP: advertise a route). No answer from the runner while pods "
-        "pass means no node announces it",
-    )
+    url = f"{lb.url}{path}"
+    try:
+        return probes.eventually(
+            lambda: probes.runner_http(url, timeout_s=2, host=host), ok, cluster.settings.deadline(probes.PROBE_S)
+        )
+    except probes.NotConsistent as e:
+        diagnose.fail(
+            what,
+            expected=expected,
+            observed=f"{e.last.summary()}; the runner's neighbour entry for {lb.address}: "
+            f"{neighbour_state(lb.address)}",
+            objects=[lb.describe(), *([f"Host {host}"] if host else [])],
+            reproduce=shlex.join(["curl", "-sS", "-m", "3", *(["-H", f"Host: {host}"] if host else []), url]),
+            hint="pods reach the address through the service proxy on their own node; the runner needs a node to "
+            "announce it (layer 2: answer ARP for it; BGP: advertise a route). No answer from the runner while pods "
+            "pass means no node announces it",
+        )
 
 
 def test_loadbalancer_gets_an_address_that_answers(
@@ -172,21 +200,15 @@ def test_loadbalancer_gets_an_address_that_answers(
         objects=[lb.describe()],
     )
     if runner_reaches(cluster):
-        try:
-            probes.eventually(
-                lambda: probes.runner_http(f"{lb.url}/hostname", timeout_s=2),
-                lambda r: r.ok and r.body.strip() in web.names,
-                cluster.settings.deadline(probes.PROBE_S),
-            )
-        except probes.NotConsistent as e:
-            runner_fails(
-                diagnose,
-                lb,
-                "the LoadBalancer address answers pods but not the runner, outside the cluster",
-                f"HTTP 200 from one of {sorted(web.names)}",
-                e.last.summary(),
-                "/hostname",
-            )
+        runner_answer(
+            diagnose,
+            cluster,
+            lb,
+            "/hostname",
+            lambda r: r.ok and r.body.strip() in web.names,
+            "the LoadBalancer address answers pods but not the runner, outside the cluster",
+            f"HTTP 200 from one of {sorted(web.names)}",
+        )
 
 
 def test_loadbalancer_carries_1_mib_each_way(
@@ -249,21 +271,15 @@ def test_loadbalancer_local_policy_keeps_the_client_address_and_health_checks_on
     if not runner_reaches(cluster):
         return
     me = probes.runner_source_ip(lb.address)
-    try:
-        got = probes.eventually(
-            lambda: probes.runner_http(f"{lb.url}/clientip", timeout_s=2),
-            lambda r: r.ok,
-            cluster.settings.deadline(probes.PROBE_S),
-        )
-    except probes.NotConsistent as e:
-        runner_fails(
-            diagnose,
-            lb,
-            "the Local LoadBalancer address does not answer the runner",
-            "HTTP 200",
-            e.last.summary(),
-            "/clientip",
-        )
+    got = runner_answer(
+        diagnose,
+        cluster,
+        lb,
+        "/clientip",
+        lambda r: r.ok,
+        "the Local LoadBalancer address does not answer the runner",
+        "HTTP 200",
+    )
     seen_ip = got.body.strip().rsplit(":", 1)[0]
     diagnose.check(
         seen_ip == me,
@@ -366,10 +382,7 @@ def test_loadbalancer_routes_hosts_to_backends_over_http_and_https(
         HTTP_TARGET=ports["http"],
         HTTPS_TARGET=ports["https"],
     )
-    sources = [client.ip]
-    if runner_reaches(cluster) and cluster.info.nodes[0].internal_ip:
-        sources.append(probes.runner_source_ip(cluster.info.nodes[0].internal_ip))
-    docs[0]["spec"]["loadBalancerSourceRanges"] = sorted(f"{s}/32" for s in sources)
+    docs[0]["spec"]["loadBalancerSourceRanges"] = sorted(f"{s}/32" for s in allowed_sources(cluster, client))
     docs[1]["endpoints"] = [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]
     applied = workloads.apply(docs)[0]
     lb = address_of(cluster, ServiceRef(applied["metadata"]["name"], workloads.namespace, None, applied["spec"]))
@@ -390,19 +403,13 @@ def test_loadbalancer_routes_hosts_to_backends_over_http_and_https(
             objects=objects,
         )
     if runner_reaches(cluster):
-        url = f"http://{lb.address}/hostname"
-        try:
-            probes.eventually(
-                lambda: probes.runner_http(url, timeout_s=2, host=host),
-                lambda r: r.ok and r.body.strip() in web.names,
-                cluster.settings.deadline(probes.PROBE_S),
-            )
-        except probes.NotConsistent as e:
-            runner_fails(
-                diagnose,
-                lb,
-                f"Host {host} does not route through the ingress controller's LoadBalancer address from the runner",
-                f"HTTP 200 from one of {sorted(web.names)}",
-                e.last.summary(),
-                "/hostname",
-            )
+        runner_answer(
+            diagnose,
+            cluster,
+            lb,
+            "/hostname",
+            lambda r: r.ok and r.body.strip() in web.names,
+            f"Host {host} does not route through the ingress controller's LoadBalancer address from the runner",
+            f"HTTP 200 from one of {sorted(web.names)}",
+            host=host,
+        )

@@ -196,24 +196,14 @@ ENGINE_CHAINS = ("KUBE-ROUTER-FORWARD", "KUBE-ROUTER-INPUT", "KUBE-ROUTER-OUTPUT
 def flush_policy_rules(node: str) -> Callable[[Ctx], None]:
     """Something else on the node keeps wiping the engine's rules (a firewall reload, another agent): every 0.1 s
     its entry chains are flushed on `node`, while the engine keeps re-programming them on each event."""
-
-    def act(ctx: Ctx) -> None:
-        flush = "; ".join(f"iptables -w -F {c} 2>/dev/null" for c in ENGINE_CHAINS)
-        FLUSHER.append(
-            subprocess.Popen(["ip", "netns", "exec", node, "sh", "-c", f"while true; do {flush}; sleep 0.1; done"])
-        )
-
-    return act
+    return node_loops("; ".join(f"iptables -w -F {c} 2>/dev/null" for c in ENGINE_CHAINS), node)
 
 
 def stop_flushing(node: str) -> Callable[[Ctx], None]:
     """Stop the wiping, and restart the engine on `node` so that it programs every rule again at once."""
 
     def act(ctx: Ctx) -> None:
-        while FLUSHER:
-            proc = FLUSHER.pop()
-            proc.kill()
-            proc.wait(10)
+        stop_loops()
         stop_policy_engine(node)(ctx)
         start_policy_engine(ctx)
 
@@ -294,11 +284,12 @@ def restore_portmap_on_node_2(ctx: Ctx) -> None:
     CONFLIST.write_text(SAVED_CONFLIST.pop())
 
 
-def node_loops(script: str) -> Callable[[Ctx], None]:
-    """Run `script` (one pass) every 0.1 s in every node's network namespace until the fault is restored."""
+def node_loops(script: str, *nodes: str) -> Callable[[Ctx], None]:
+    """Run `script` (one pass) every 0.1 s in these nodes' network namespaces (every node's when none is named)
+    until `stop_loops`."""
 
     def act(ctx: Ctx) -> None:
-        for ns in node_namespaces():
+        for ns in nodes or node_namespaces():
             FLUSHER.append(
                 subprocess.Popen(["ip", "netns", "exec", ns, "sh", "-c", f"while true; do {script}; sleep 0.1; done"])
             )
@@ -306,12 +297,16 @@ def node_loops(script: str) -> Callable[[Ctx], None]:
     return act
 
 
-def stop_loops_and_resync_kube_proxy(ctx: Ctx) -> None:
-    """Stop the loops, and restart kube-proxy everywhere so that it writes every chain again."""
+def stop_loops() -> None:
     while FLUSHER:
         proc = FLUSHER.pop()
         proc.kill()
         proc.wait(10)
+
+
+def stop_loops_and_resync_kube_proxy(ctx: Ctx) -> None:
+    """Stop the loops, and restart kube-proxy everywhere so that it writes every chain again."""
+    stop_loops()
     stop_components("kube-proxy-")
     start_kube_proxy(ctx)
 
@@ -325,10 +320,7 @@ HAIRPIN_OFF = (
 
 def hairpin_back_on(ctx: Ctx) -> None:
     """Stop the loops and set hairpin mode again on every pod's bridge port, as the CNI plugin had set it."""
-    while FLUSHER:
-        proc = FLUSHER.pop()
-        proc.kill()
-        proc.wait(10)
+    stop_loops()
     for ns in node_namespaces():
         procs.run(["ip", "netns", "exec", ns, "sh", "-c", HAIRPIN_OFF.replace("hairpin off", "hairpin on")])
 
