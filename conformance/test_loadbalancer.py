@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from fixtures.bulk import expect_bulk
+from fixtures.bulk import expect_bulk, expect_runner_bulk
 from fixtures.cluster import ClusterHandle, nodes_under_test
 from fixtures.diagnostics import Diagnose
 from fixtures.ingress import IngressController
@@ -162,14 +162,19 @@ def runner_answer(
     what: str,
     expected: str,
     host: str | None = None,
+    base: str | None = None,
 ) -> probes.HttpResult:
-    """The runner's request to the LoadBalancer address, polled until `ok`; else fail naming what a missing
-    announcement looks like from outside (with the runner's neighbour entry for the address)."""
+    """The runner's request to the LoadBalancer address (`base`: another scheme or port of it), polled until `ok`;
+    else fail naming what a missing announcement looks like from outside (with the runner's neighbour entry for the
+    address). An HTTPS certificate is not verified here: TLS has checks of its own."""
     __tracebackhide__ = True
-    url = f"{lb.url}{path}"
+    url = f"{base or lb.url}{path}"
+    insecure = url.startswith("https:")
     try:
         return probes.eventually(
-            lambda: probes.runner_http(url, timeout_s=2, host=host), ok, cluster.settings.deadline(probes.PROBE_S)
+            lambda: probes.runner_http(url, timeout_s=2, host=host, insecure=insecure),
+            ok,
+            cluster.settings.deadline(probes.PROBE_S),
         )
     except probes.NotConsistent as e:
         diagnose.fail(
@@ -178,7 +183,17 @@ def runner_answer(
             observed=f"{e.last.summary()}; the runner's neighbour entry for {lb.address}: "
             f"{neighbour_state(lb.address)}",
             objects=[lb.describe(), *([f"Host {host}"] if host else [])],
-            reproduce=shlex.join(["curl", "-sS", "-m", "3", *(["-H", f"Host: {host}"] if host else []), url]),
+            reproduce=shlex.join(
+                [
+                    "curl",
+                    "-sS",
+                    "-m",
+                    "3",
+                    *(["-k"] if insecure else []),
+                    *(["-H", f"Host: {host}"] if host else []),
+                    url,
+                ]
+            ),
             hint="pods reach the address through the service proxy on their own node; the runner needs a node to "
             "announce it (layer 2: answer ARP for it; BGP: advertise a route). No answer from the runner while pods "
             "pass means no node announces it",
@@ -214,7 +229,8 @@ def test_loadbalancer_gets_an_address_that_answers(
 def test_loadbalancer_carries_1_mib_each_way(
     diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, web: Backend, balancers: dict[str, ServiceRef]
 ) -> None:
-    """Through the LoadBalancer address, from a pod, 1 MiB uploaded and 1 MiB downloaded arrive whole."""
+    """Through the LoadBalancer address, from a pod and from the runner, 1 MiB uploaded and 1 MiB downloaded arrive
+    whole."""
     lb = address_of(cluster, balancers["web"])
     expect_bulk(
         diagnose,
@@ -222,6 +238,13 @@ def test_loadbalancer_carries_1_mib_each_way(
         "a 1 MiB transfer through the LoadBalancer address does not arrive whole",
         [client.describe(), lb.describe()],
     )
+    if runner_reaches(cluster):
+        expect_runner_bulk(
+            diagnose,
+            lb.url,
+            "a 1 MiB transfer between the runner and the LoadBalancer address does not arrive whole",
+            [lb.describe()],
+        )
 
 
 def test_loadbalancer_local_policy_keeps_the_client_address_and_health_checks_only_backend_nodes(
@@ -361,8 +384,8 @@ def test_loadbalancer_routes_hosts_to_backends_over_http_and_https(
 ) -> None:
     """(The id avoids the word that `-k` uses to select the Ingress area.) The ingress controller behind a
     LoadBalancer address (a Service of this run listing the controller's pods):
-    a host routes through that address to its backend over HTTP and over HTTPS, from a pod (and HTTP from the runner
-    on the local cluster)."""
+    a host routes through that address to its backend over HTTP and over HTTPS, from a pod (and from the runner on the
+    local cluster)."""
     ctrl = ingress_controller
     ips, ports = controller_endpoints(cluster, ctrl)
     if not ips or set(ports) != {"http", "https"}:
@@ -402,14 +425,18 @@ def test_loadbalancer_routes_hosts_to_backends_over_http_and_https(
             expected=f"HTTP 200 from one of {sorted(web.names)}",
             objects=objects,
         )
-    if runner_reaches(cluster):
+    if not runner_reaches(cluster):
+        return
+    for scheme, port in (("http", 80), ("https", 443)):
         runner_answer(
             diagnose,
             cluster,
             lb,
             "/hostname",
             lambda r: r.ok and r.body.strip() in web.names,
-            f"Host {host} does not route through the ingress controller's LoadBalancer address from the runner",
+            f"Host {host} does not route through the ingress controller's LoadBalancer address from the runner over "
+            f"{scheme.upper()}",
             f"HTTP 200 from one of {sorted(web.names)}",
             host=host,
+            base=f"{scheme}://{lb.address}:{port}",
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shlex
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -206,16 +207,19 @@ def http(
     return http_probe(pod, url, host, timeout_s, resolve, insecure)()
 
 
-def runner_http(url: str, timeout_s: float = 3, host: str | None = None) -> HttpResult:
-    """HTTP from the machine running the suite itself (no proxy from the environment)."""
+def runner_http(url: str, timeout_s: float = 3, host: str | None = None, insecure: bool = False) -> HttpResult:
+    """HTTP from the machine running the suite itself (no proxy from the environment). `insecure`: an HTTPS
+    certificate is not verified (the check is about the route, the certificate has checks of its own)."""
     import requests
+    import urllib3
 
-    cmd = ["curl", "-sS", "-i", *(["-H", f"Host: {host}"] if host else []), url]
+    cmd = ["curl", "-sS", "-i", *(["-k"] if insecure else []), *(["-H", f"Host: {host}"] if host else []), url]
     try:
-        with requests.Session() as session:
+        with requests.Session() as session, warnings.catch_warnings():
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
             session.trust_env = False
             headers = {"Host": host} if host else {}
-            r = session.get(url, timeout=timeout_s, allow_redirects=False, headers=headers)
+            r = session.get(url, timeout=timeout_s, allow_redirects=False, headers=headers, verify=not insecure)
         return HttpResult(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.text, "", cmd)
     except requests.RequestException as e:
         return HttpResult(None, {}, "", f"{type(e).__name__}: {e}", cmd)
@@ -689,3 +693,37 @@ def parse_bulk(res: ExecResult, size: int, command: list[str]) -> Bulk:
 
 def bulk_probe(pod: ProbePod, base_url: str, size: int = MIB, host: str | None = None) -> PodProbe[Bulk]:
     return PodProbe(pod, bulk_command(base_url, size, host=host), lambda r, c: parse_bulk(r, size, c), 30)
+
+
+def runner_bulk(base_url: str, size: int = MIB, timeout_s: float = 10) -> Bulk:
+    """The same two transfers as `bulk_command`, from the machine running the suite (no proxy from the
+    environment); `command` is the shell a person runs there to repeat them."""
+    import requests
+
+    up_code, up_sent, up_counted, down_code, received = "000", 0, 0, "000", 0
+    errors = []
+    with requests.Session() as session:
+        session.trust_env = False
+        try:
+            r = session.post(f"{base_url}/upload", data=bytes(size), timeout=timeout_s)
+            up_code, up_sent = str(r.status_code), size
+            up_counted = int(r.text.strip()) if r.text.strip().isdigit() else 0
+        except requests.RequestException as e:
+            errors.append(f"up: {type(e).__name__}: {e}")
+        try:
+            with session.get(f"{base_url}/bytes?n={size}", timeout=timeout_s, stream=True) as r:
+                down_code = str(r.status_code)
+                for chunk in r.iter_content(1 << 16):
+                    received += len(chunk)
+        except requests.RequestException as e:
+            errors.append(f"down: {type(e).__name__}: {e}")
+    return Bulk(
+        size,
+        up_code,
+        up_sent,
+        up_counted,
+        down_code,
+        received,
+        bulk_command(base_url, size, timeout_s),
+        "; ".join(errors)[:300],
+    )
