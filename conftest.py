@@ -9,6 +9,7 @@ pytest_plugins = [
     "fixtures.namespaces",
     "fixtures.workloads",
     "fixtures.diagnostics",
+    "fixtures.observations",
     "fixtures.reports",
     "fixtures.tls",
     "fixtures.ingress",

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
 from fixtures.ingress import Hosts, IngressController, request_colours
+from fixtures.observations import Observer
 from fixtures.preconditions import Precondition
 from fixtures.prestart import Stage
 from fixtures.workloads import Workloads
@@ -111,6 +112,7 @@ def secret_pair(cluster: ClusterHandle, ns: str, name: str) -> tuple[list[x509.C
 
 def check_issued(
     diagnose: Diagnose,
+    observe: Observer,
     cluster: ClusterHandle,
     workloads: Workloads,
     client: ProbePod,
@@ -171,6 +173,7 @@ def check_issued(
     left = leaf.not_valid_after_utc - dt.datetime.now(dt.UTC)
     if problem is None and left < dt.timedelta(days=cluster.settings.min_cert_days):
         problem = f"only {left.days} days of validity left (want at least {cluster.settings.min_cert_days})"
+    observe.certificate(host, got.chain, problem or f"issued by cert-manager ({name} issuer), valid")
     diagnose.check(
         problem is None,
         f"the issued certificate for {host} is not valid: {problem}",
@@ -252,6 +255,7 @@ def prestart(stage: Stage) -> None:
 
 
 def test_certmanager_ca_issuer_certificate_is_served_and_chains_to_the_ca(
+    observe: Observer,
     ingress_reach: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
@@ -267,7 +271,7 @@ def test_certmanager_ca_issuer_certificate_is_served_and_chains_to_the_ca(
     host = hosts("ca")
     ca_cert, _ = request_ca_flow(workloads, ingress_controller.ingress_class.name, host)
     record_property("seconds_to_ready", f"{wait_ready(diagnose, cluster, workloads, 'ca-tls'):.1f}")
-    check_issued(diagnose, cluster, workloads, client, ingress_controller, "ca", host, [ca_cert])
+    check_issued(diagnose, observe, cluster, workloads, client, ingress_controller, "ca", host, [ca_cert])
 
 
 def acme_server(cluster: ClusterHandle) -> tuple[str, bool, Callable[[ProbePod], list[x509.Certificate]] | None] | None:
@@ -291,6 +295,7 @@ def acme_server(cluster: ClusterHandle) -> tuple[str, bool, Callable[[ProbePod],
 
 
 def test_certmanager_acme_http01_certificate_is_served_and_valid(
+    observe: Observer,
     ingress_reach: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
@@ -315,5 +320,13 @@ def test_certmanager_acme_http01_certificate_is_served_and_valid(
     request_acme_flow(workloads, ingress_controller.ingress_class.name, host, url, skip_verify)
     record_property("seconds_to_ready", f"{wait_ready(diagnose, cluster, workloads, 'acme-tls'):.1f}")
     check_issued(
-        diagnose, cluster, workloads, client, ingress_controller, "acme", host, roots(client) if roots else None
+        diagnose,
+        observe,
+        cluster,
+        workloads,
+        client,
+        ingress_controller,
+        "acme",
+        host,
+        roots(client) if roots else None,
     )

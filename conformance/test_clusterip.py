@@ -11,6 +11,7 @@ import pytest
 from fixtures.bulk import expect_bulk
 from fixtures.cluster import ClusterHandle, nodes_under_test
 from fixtures.diagnostics import Diagnose
+from fixtures.observations import Observer
 from fixtures.preconditions import Precondition, service_proxy
 from fixtures.prestart import Stage
 from fixtures.workloads import Backend, PodRef, ServiceRef, Workloads
@@ -94,7 +95,12 @@ def current_replicas(workloads: Workloads) -> tuple[PodRef, ...]:
 
 
 def check_spread(
-    diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, svc: ServiceRef, backends: set[str]
+    diagnose: Diagnose,
+    observe: Observer,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    svc: ServiceRef,
+    backends: set[str],
 ) -> None:
     __tracebackhide__ = True
     count = probes.requests_for_spread(len(backends))
@@ -114,6 +120,7 @@ def check_spread(
         pass
     got = probes.spread(client, url, count)
     floor = count / len(backends) / 3
+    observe.spread(f"ClusterIP {svc.namespace}/{svc.name}, TCP", got.counts, backends, count, floor)
     diagnose.involve(svc.namespace, client.name, *backends)
     objects = [
         client.describe(),
@@ -168,11 +175,17 @@ def proxy(cluster: ClusterHandle, client: ProbePod, service: ServiceRef) -> Prec
 
 
 def test_clusterip_spreads_requests_over_every_replica(
-    proxy: Precondition, diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, service: ServiceRef, web: Backend
+    proxy: Precondition,
+    diagnose: Diagnose,
+    observe: Observer,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    service: ServiceRef,
+    web: Backend,
 ) -> None:
     """Requests to the ClusterIP reach all 3 replicas, none with less than a third of its fair share."""
     proxy.require()
-    check_spread(diagnose, cluster, client, service, web.names)
+    check_spread(diagnose, observe, cluster, client, service, web.names)
 
 
 def test_clusterip_endpointslices_list_exactly_the_ready_pods(
@@ -203,6 +216,7 @@ def test_clusterip_endpointslices_list_exactly_the_ready_pods(
 def test_clusterip_converges_after_a_pod_is_deleted(
     proxy: Precondition,
     diagnose: Diagnose,
+    observe: Observer,
     cluster: ClusterHandle,
     workloads: Workloads,
     client: ProbePod,
@@ -222,7 +236,7 @@ def test_clusterip_converges_after_a_pod_is_deleted(
         observed=", ".join(sorted(names)),
     )
     workloads.wait_endpoints(service.name, {p.ip for p in pods})
-    check_spread(diagnose, cluster, client, service, names)
+    check_spread(diagnose, observe, cluster, client, service, names)
 
 
 def test_clusterip_session_affinity_keeps_a_client_on_one_replica(
@@ -285,7 +299,12 @@ def test_clusterip_session_affinity_lapses_after_its_timeout(
 
 
 def test_clusterip_udp_spreads_over_every_replica(
-    proxy: Precondition, diagnose: Diagnose, workloads: Workloads, client: ProbePod, service: ServiceRef
+    proxy: Precondition,
+    diagnose: Diagnose,
+    observe: Observer,
+    workloads: Workloads,
+    client: ProbePod,
+    service: ServiceRef,
 ) -> None:
     """UDP datagrams to the ClusterIP, each from a new socket, reach every replica and each is answered."""
     proxy.require()
@@ -296,6 +315,7 @@ def test_clusterip_udp_spreads_over_every_replica(
     burst = probes.requests_to_reach_all(len(replicas), p_fail=1e-3)
     settled(lambda: probes.echo_round(client, [target] * burst), lambda r: set(r.counts) == replicas)
     got = probes.echo_round(client, [target] * count)
+    observe.spread(f"ClusterIP {service.namespace}/{service.name}, UDP", got.counts, replicas, count, 1)
     missing = replicas - set(got.counts)
     diagnose.check(
         not missing and not got.failures and set(got.counts) == replicas,

@@ -10,6 +10,7 @@ import pytest
 
 from fixtures.cluster import ClusterHandle, nodes_under_test
 from fixtures.diagnostics import Diagnose
+from fixtures.observations import Observer
 from fixtures.preconditions import Precondition, service_proxy
 from fixtures.prestart import Stage
 from fixtures.workloads import ServiceRef, Workloads
@@ -127,34 +128,33 @@ def test_crossnode_pod_to_pod_keeps_the_client_ip(
     pair_probes: PairProbes,
     node_pair: tuple[str, str],
     proto: str,
-    connectivity_matrix,
+    observe: Observer,
 ) -> None:
     """Pod to pod by IP, for every ordered node pair: the server answers and sees the client's pod IP (no SNAT)."""
     src, dst = pair(node_pods, node_pair)
     attempt, n, first = pair_probes.get(node_pair, proto)
     seen_ip = lambda r: r.text.strip().rsplit(":", 1)[0].strip("[]")  # noqa: E731
-    try:
-        got = probes.eventually(attempt, lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S), n, first=first)
-        connectivity_matrix(node_pair, proto, True)
-    except probes.NotConsistent as e:
-        connectivity_matrix(node_pair, proto, False)
-        diagnose.involve(src.namespace, src.name, dst.name)
-        diagnose.fail(
-            f"{proto.upper()} from {node_pair[0]} to {node_pair[1]} fails",
-            expected=f"{proto.upper()} answers from {dst.ip} (3 in a row)",
-            observed=e.last.summary(),
+    with observe.pair(proto, node_pair, src.repro(attempt.command)):
+        try:
+            got = probes.eventually(attempt, lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S), n, first=first)
+        except probes.NotConsistent as e:
+            diagnose.involve(src.namespace, src.name, dst.name)
+            diagnose.fail(
+                f"{proto.upper()} from {node_pair[0]} to {node_pair[1]} fails",
+                expected=f"{proto.upper()} answers from {dst.ip} (3 in a row)",
+                observed=e.last.summary(),
+                objects=objects(src, dst),
+                reproduce=src.repro(e.last.command),
+                hint="a timeout usually means a missing route to the other node's pod CIDR, or a drop",
+            )
+        diagnose.check(
+            seen_ip(got) == src.ip,
+            f"the server on {node_pair[1]} does not see the client's pod IP",
+            expected=f"source {src.ip} (no SNAT between pods)",
+            observed=f"source {got.text.strip()}",
             objects=objects(src, dst),
-            reproduce=src.repro(e.last.command),
-            hint="a timeout usually means a missing route to the other node's pod CIDR, or a drop",
+            reproduce=src.repro(got.command),
         )
-    diagnose.check(
-        seen_ip(got) == src.ip,
-        f"the server on {node_pair[1]} does not see the client's pod IP",
-        expected=f"source {src.ip} (no SNAT between pods)",
-        observed=f"source {got.text.strip()}",
-        objects=objects(src, dst),
-        reproduce=src.repro(got.command),
-    )
 
 
 def test_crossnode_pod_to_pod_icmp(
@@ -163,23 +163,22 @@ def test_crossnode_pod_to_pod_icmp(
     node_pods: dict[str, ProbePod],
     pair_probes: PairProbes,
     node_pair: tuple[str, str],
-    connectivity_matrix,
+    observe: Observer,
 ) -> None:
     """Pod to pod ICMP echo by IP, for every ordered node pair."""
     src, dst = pair(node_pods, node_pair)
     attempt, n, first = pair_probes.get(node_pair, "icmp")
-    try:
-        probes.eventually(attempt, lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S), n, first=first)
-        connectivity_matrix(node_pair, "icmp", True)
-    except probes.NotConsistent as e:
-        connectivity_matrix(node_pair, "icmp", False)
-        diagnose.fail(
-            f"ICMP from {node_pair[0]} to {node_pair[1]} fails",
-            expected="3 of 3 echo replies",
-            observed=e.last.output.strip()[-200:],
-            objects=objects(src, dst),
-            reproduce=src.repro(e.last.command),
-        )
+    with observe.pair("icmp", node_pair, src.repro(attempt.command)):
+        try:
+            probes.eventually(attempt, lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S), n, first=first)
+        except probes.NotConsistent as e:
+            diagnose.fail(
+                f"ICMP from {node_pair[0]} to {node_pair[1]} fails",
+                expected="3 of 3 echo replies",
+                observed=e.last.output.strip()[-200:],
+                objects=objects(src, dst),
+                reproduce=src.repro(e.last.command),
+            )
 
 
 def test_crossnode_path_mtu(
@@ -188,35 +187,34 @@ def test_crossnode_path_mtu(
     node_pods: dict[str, ProbePod],
     pair_probes: PairProbes,
     node_pair: tuple[str, str],
-    connectivity_matrix,
+    observe: Observer,
 ) -> None:
     """The largest don't-fragment ICMP the pod MTU allows gets through, and so does 1 MiB each way."""
     src, dst = pair(node_pods, node_pair)
     mtu = pair_probes.mtu[node_pair[0]]
     attempt, n, first = pair_probes.get(node_pair, "mtu")
-    try:
-        probes.eventually(attempt, lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S), n, first=first)
-    except probes.NotConsistent as e:
-        connectivity_matrix(node_pair, "mtu", False)
-        diagnose.fail(
-            f"full-size packets from {node_pair[0]} to {node_pair[1]} are lost",
-            expected=f"echo replies to {mtu - 28}-byte pings with DF set (pod MTU {mtu})",
-            observed=e.last.output.strip()[-200:] or "timeout",
+    upload, _, first_upload = pair_probes.get(node_pair, "upload")
+    with observe.pair("mtu", node_pair, src.repro(attempt.command)):
+        try:
+            probes.eventually(attempt, lambda r: r.ok, cluster.settings.deadline(probes.PROBE_S), n, first=first)
+        except probes.NotConsistent as e:
+            diagnose.fail(
+                f"full-size packets from {node_pair[0]} to {node_pair[1]} are lost",
+                expected=f"echo replies to {mtu - 28}-byte pings with DF set (pod MTU {mtu})",
+                observed=e.last.output.strip()[-200:] or "timeout",
+                objects=objects(src, dst),
+                reproduce=src.repro(e.last.command),
+                hint="replies to small pings but not to full-size ones is a path-MTU black hole",
+            )
+        res: probes.Bulk = first_upload[-1] if first_upload and first_upload[-1].ok else upload()
+        diagnose.check(
+            res.ok,
+            f"a 1 MiB transfer each way between {node_pair[0]} and {node_pair[1]} does not arrive whole",
+            expected=f"{MIB} bytes read by the server and {MIB} bytes received back, both HTTP 200",
+            observed=res.summary() + ("" if res.up_sent or res.down_received else " (a black hole for large packets?)"),
             objects=objects(src, dst),
-            reproduce=src.repro(e.last.command),
-            hint="replies to small pings but not to full-size ones is a path-MTU black hole",
+            reproduce=src.repro(upload.command),
         )
-    upload, _, first = pair_probes.get(node_pair, "upload")
-    res: probes.Bulk = first[-1] if first and first[-1].ok else upload()
-    connectivity_matrix(node_pair, "mtu", res.ok)
-    diagnose.check(
-        res.ok,
-        f"a 1 MiB transfer each way between {node_pair[0]} and {node_pair[1]} does not arrive whole",
-        expected=f"{MIB} bytes read by the server and {MIB} bytes received back, both HTTP 200",
-        observed=res.summary() + ("" if res.up_sent or res.down_received else " (a black hole for large packets?)"),
-        objects=objects(src, dst),
-        reproduce=src.repro(upload.command),
-    )
 
 
 def node_ip_of(cluster: ClusterHandle, node: str) -> str:
@@ -305,21 +303,23 @@ def test_crossnode_clusterip_with_its_only_backend_on_another_node(
     remote_service: dict[str, ServiceRef],
     pair_probes: PairProbes,
     node_pair: tuple[str, str],
+    observe: Observer,
 ) -> None:
     """A client on one node reaches a ClusterIP whose only backend runs on the other node."""
     proxy.require()
     src, dst = pair(node_pods, node_pair)
     svc = remote_service[node_pair[1]]
     attempt, _, first = pair_probes.get(node_pair, "clusterip")
-    diagnose.until(
-        attempt,
-        lambda r: r.ok and r.body.strip() == dst.name,
-        first=first,
-        via=src,
-        what=f"ClusterIP {svc.cluster_ip} from {node_pair[0]} does not reach its backend on {node_pair[1]}",
-        expected=f"HTTP 200 from {dst.name}",
-        objects=[f"server {dst.describe()}", f"service {svc.namespace}/{svc.name}"],
-    )
+    with observe.pair("clusterip", node_pair, src.repro(attempt.command)):
+        diagnose.until(
+            attempt,
+            lambda r: r.ok and r.body.strip() == dst.name,
+            first=first,
+            via=src,
+            what=f"ClusterIP {svc.cluster_ip} from {node_pair[0]} does not reach its backend on {node_pair[1]}",
+            expected=f"HTTP 200 from {dst.name}",
+            objects=[f"server {dst.describe()}", f"service {svc.namespace}/{svc.name}"],
+        )
 
 
 @dataclass(frozen=True)

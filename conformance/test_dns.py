@@ -10,6 +10,7 @@ import pytest
 
 from fixtures.cluster import ClusterHandle, nodes_under_test
 from fixtures.diagnostics import Diagnose
+from fixtures.observations import Observer
 from fixtures.preconditions import Precondition
 from fixtures.prestart import Stage
 from fixtures.workloads import Backend, ServiceRef, Workloads
@@ -189,8 +190,8 @@ def test_dns_policy_none_uses_exactly_the_pods_dns_config(
     )
 
 
-def dns_replicas(cluster: ClusterHandle) -> dict[str, str]:
-    """The cluster DNS Service's ready endpoints: address -> pod name."""
+def dns_replicas(cluster: ClusterHandle) -> dict[str, tuple[str, str]]:
+    """The cluster DNS Service's ready endpoints: address -> (pod name, node name)."""
     found = {}
     for sl in cluster.kube.list_objects(
         "discovery.k8s.io/v1", "EndpointSlice", "kube-system", "kubernetes.io/service-name=kube-dns"
@@ -198,12 +199,12 @@ def dns_replicas(cluster: ClusterHandle) -> dict[str, str]:
         for e in sl.get("endpoints") or []:
             if (e.get("conditions") or {}).get("ready") is not False:
                 for ip in e.get("addresses") or []:
-                    found[ip] = (e.get("targetRef") or {}).get("name", "?")
+                    found[ip] = ((e.get("targetRef") or {}).get("name", "?"), e.get("nodeName") or "?")
     return dict(sorted(found.items()))
 
 
 def test_dns_every_replica_answers_from_every_node(
-    cluster_dns: Precondition, diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads
+    cluster_dns: Precondition, diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads, observe: Observer
 ) -> None:
     """Every cluster DNS replica, asked directly (not through the Service), answers the API server's name from a
     pod on every tested node: one replica that is down or failing is named here even while lookups through the
@@ -230,12 +231,22 @@ def test_dns_every_replica_answers_from_every_node(
     with ThreadPoolExecutor(max_workers=len(pairs) or 1) as pool:
         answers = dict(zip(pairs, pool.map(ask, pairs), strict=True))
     bad = {p: a for p, a in answers.items() if not (a.status == "NOERROR" and a.values("A"))}
+    for (node, ip), a in answers.items():
+        pod, replica_node = replicas[ip]
+        observe.cell(
+            "dns", (node, replica_node), (node, ip) not in bad, clients[node].repro(a.command), a.summary(), pod
+        )
     diagnose.check(
         bool(replicas) and not bad,
         "a cluster DNS replica does not answer when asked directly",
         expected=f"{name} A from each replica {sorted(replicas)} to a pod on each of {sorted(clients)}",
-        observed="; ".join(f"replica {replicas[ip]} ({ip}) from {node}: {a.summary()}" for (node, ip), a in bad.items())
+        observed="; ".join(
+            f"replica {replicas[ip][0]} ({ip}) from {node}: {a.summary()}" for (node, ip), a in bad.items()
+        )
         or "no replicas listed",
-        objects=["service kube-system/kube-dns", *(f"replica {pod} ({ip})" for ip, pod in replicas.items())],
+        objects=[
+            "service kube-system/kube-dns",
+            *(f"replica {pod} ({ip}) on {n}" for ip, (pod, n) in replicas.items()),
+        ],
         reproduce=[clients[node].repro(a.command) for (node, _), a in bad.items()],
     )

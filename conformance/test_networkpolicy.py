@@ -18,6 +18,7 @@ from fixtures.netpol import (
     probe_enforcement,
     request_pods,
 )
+from fixtures.observations import Observer
 from fixtures.prestart import Stage
 from netconform import netpol
 
@@ -61,12 +62,13 @@ def enforcement(policy_lab: PolicyLab) -> Enforcement:
 
 
 @pytest.fixture
-def lab(policy_lab: PolicyLab, enforcement: Enforcement, cluster: ClusterHandle) -> PolicyLab:
+def lab(policy_lab: PolicyLab, enforcement: Enforcement, cluster: ClusterHandle, observe: Observer) -> PolicyLab:
     """The lab with no policy applied, on a cluster that enforces policies (else the check ends unsupported)."""
     if enforcement.broken:
         pytest.fail(f"the NetworkPolicy lab's pods cannot reach each other: {enforcement.broken}", pytrace=False)
     cluster.require("networkpolicy", None if enforcement.enforced else enforcement.detail)
     policy_lab.clear()
+    policy_lab.observer = observe
     return policy_lab
 
 
@@ -79,6 +81,7 @@ def expect_table(diagnose: Diagnose, lab: PolicyLab, name: str, via: str | None 
         expected = {c: ok for c, ok in expected.items() if c.via == via}
     observed, took = lab.converge(expected)
     lab.record(name, expected, observed, took)
+    lab.record_nodes(expected, observed)
     wrong = netpol.differences(expected, observed)
     if wrong:
         sources = sorted({c.src for c in wrong})

@@ -11,6 +11,7 @@ from fixtures.bulk import expect_bulk
 from fixtures.cluster import ClusterHandle, nodes_under_test
 from fixtures.diagnostics import Diagnose
 from fixtures.namespaces import run_id
+from fixtures.observations import Observer
 from fixtures.preconditions import Precondition, service_proxy
 from fixtures.prestart import Stage
 from fixtures.workloads import Backend, ServiceRef, Workloads
@@ -113,24 +114,26 @@ def test_nodeport_answers_on_every_node_from_a_pod(
     service: ServiceRef,
     web: Backend,
     node_name: str,
+    observe: Observer,
 ) -> None:
     """From a pod, <node InternalIP>:<nodePort> answers with a backend, on every node."""
     proxy.require()
     url = f"http://{node_ip(cluster, node_name)}:{service.node_port()}/hostname"
     diagnose.involve(service.namespace, client.name, *web.names)
-    expect_backend(
-        diagnose,
-        f"NodePort does not answer on node {node_name} from a pod",
-        probes.http_probe(client, url),
-        web,
-        cluster.settings.deadline(probes.PROBE_S),
-        [
-            client.describe(),
-            f"service {service.namespace}/{service.name} nodePort {service.node_port()}",
-            f"node {node_name}",
-        ],
-        client.repro(probes.curl_command(url)),
-    )
+    with observe.pair("nodeport", (client.node, node_name), client.repro(probes.curl_command(url))):
+        expect_backend(
+            diagnose,
+            f"NodePort does not answer on node {node_name} from a pod",
+            probes.http_probe(client, url),
+            web,
+            cluster.settings.deadline(probes.PROBE_S),
+            [
+                client.describe(),
+                f"service {service.namespace}/{service.name} nodePort {service.node_port()}",
+                f"node {node_name}",
+            ],
+            client.repro(probes.curl_command(url)),
+        )
 
 
 def test_nodeport_udp_spreads_over_the_replicas_on_every_node(
@@ -141,6 +144,7 @@ def test_nodeport_udp_spreads_over_the_replicas_on_every_node(
     client: ProbePod,
     service: ServiceRef,
     node_name: str,
+    observe: Observer,
 ) -> None:
     """From a pod, UDP datagrams to <node InternalIP>:<UDP nodePort>, each from a new socket, are all answered,
     by every replica, on every node."""
@@ -169,6 +173,7 @@ def test_nodeport_udp_spreads_over_the_replicas_on_every_node(
             ],
             reproduce=client.repro(last.command),
         )
+    observe.spread(f"NodePort UDP on node {node_name}", got.counts, replicas, count, 1)
     diagnose.check(
         set(got.counts) <= replicas,
         "UDP answers came from pods that are not replicas",
@@ -253,6 +258,7 @@ def test_nodeport_host_port_answers_on_its_node(
     privileged_workloads: Workloads,
     client: ProbePod,
     node_name: str,
+    observe: Observer,
 ) -> None:
     """A pod with a hostPort answers on its own node's address at that port, from a pod (and from the runner on the
     local cluster): the CNI's portmap plugin set it up when the pod was created."""
@@ -264,28 +270,31 @@ def test_nodeport_host_port_answers_on_its_node(
     url = f"http://{node_ip(cluster, node_name)}:{host_port()}/hostname"
     objects = [f"pod {ws.namespace}/{pod.name} ({pod.ip}) hostPort {host_port()}", f"node {node_name}"]
     hint = "hostPort is the CNI's job (the portmap plugin in its conflist, with capabilities portMappings)"
-    try:
-        probes.eventually(probes.http_probe(client, url), lambda r: r.ok and r.body.strip() == pod.name, probes.PROBE_S)
-    except probes.NotConsistent as e:
-        diagnose.fail(
-            f"hostPort {host_port()} on node {node_name} does not reach its pod",
-            expected=f"HTTP 200 from {pod.name}",
-            observed=e.last.summary(),
-            objects=[client.describe(), *objects],
-            reproduce=client.repro(probes.curl_command(url)),
-            hint=hint,
-        )
-    if cluster.info.local_cluster:
+    with observe.pair("hostport", (client.node, node_name), client.repro(probes.curl_command(url))):
         try:
             probes.eventually(
-                lambda: probes.runner_http(url), lambda r: r.ok and r.body.strip() == pod.name, probes.PROBE_S
+                probes.http_probe(client, url), lambda r: r.ok and r.body.strip() == pod.name, probes.PROBE_S
             )
         except probes.NotConsistent as e:
             diagnose.fail(
-                f"hostPort {host_port()} on node {node_name} does not answer the runner",
+                f"hostPort {host_port()} on node {node_name} does not reach its pod",
                 expected=f"HTTP 200 from {pod.name}",
                 observed=e.last.summary(),
-                objects=objects,
-                reproduce=f"curl -sS {url}",
+                objects=[client.describe(), *objects],
+                reproduce=client.repro(probes.curl_command(url)),
                 hint=hint,
             )
+        if cluster.info.local_cluster:
+            try:
+                probes.eventually(
+                    lambda: probes.runner_http(url), lambda r: r.ok and r.body.strip() == pod.name, probes.PROBE_S
+                )
+            except probes.NotConsistent as e:
+                diagnose.fail(
+                    f"hostPort {host_port()} on node {node_name} does not answer the runner",
+                    expected=f"HTTP 200 from {pod.name}",
+                    observed=e.last.summary(),
+                    objects=objects,
+                    reproduce=f"curl -sS {url}",
+                    hint=hint,
+                )

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
 from fixtures.ingress import Hosts, IngressController, request_colours
+from fixtures.observations import Observer
 from fixtures.preconditions import Precondition
 from fixtures.prestart import Stage
 from fixtures.tls import ServerCert
@@ -83,6 +84,7 @@ def test_tls_default_certificate_for_a_host_without_tls(
     hosts: Hosts,
     colours: dict[str, str],
     record_property,
+    observe: Observer,
 ) -> None:
     """HTTPS for a host with no TLS section: the handshake works with the default certificate, which does not verify."""
     ingress_reach.require()
@@ -112,6 +114,7 @@ def test_tls_default_certificate_for_a_host_without_tls(
     code = re.search(r"Verify return code: (\d+) \(([^)]*)\)", out.stdout)
     leaf = certs.describe(chain[0]) if chain else "(not shown)"
     record_property("default-certificate", leaf)
+    observe.certificate(host, chain, "the controller's default certificate (not verified for this host, as expected)")
     diagnose.check(
         code is not None and code.group(1) != "0",
         f"the default certificate verifies for {host}, which it was never issued for",
@@ -135,6 +138,7 @@ def test_tls_own_certificate_from_a_secret_is_served_and_valid(
     client: ProbePod,
     ingress_controller: IngressController,
     own_cert: ServerCert,
+    observe: Observer,
 ) -> None:
     """With SNI for the host, the controller serves the Secret's certificate: it chains to the CA, names the host,
     and is inside its validity window with --min-cert-days left."""
@@ -156,6 +160,7 @@ def test_tls_own_certificate_from_a_secret_is_served_and_valid(
     left = leaf.not_valid_after_utc - dt.datetime.now(dt.UTC)
     if problem is None and left < dt.timedelta(days=cluster.settings.min_cert_days):
         problem = f"only {left.days} days of validity left (want at least {cluster.settings.min_cert_days})"
+    observe.certificate(own_cert.host, got.chain, problem or "the Secret's certificate, valid")
     diagnose.check(
         problem is None,
         f"the served certificate for {own_cert.host} is not valid: {problem}",
@@ -173,6 +178,7 @@ def test_tls_http_redirects_to_https(
     client: ProbePod,
     ingress_controller: IngressController,
     own_cert: ServerCert,
+    observe: Observer,
 ) -> None:
     """Where the controller profile supports it, HTTP for a TLS host redirects to https://, same host and path."""
     ingress_reach.require()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -30,6 +31,17 @@ class SuiteRun:
     output: str = ""
     junit: Path | None = None
     run_id: str = ""
+
+    @property
+    def report_dir(self) -> Path:
+        return ROOT / "reports" / self.run_id
+
+    def diagnosis(self) -> dict[str, object] | None:
+        """The run's diagnosis.json: the layer, where, summary and evidence (None when nothing failed)."""
+        path = self.report_dir / "diagnosis.json"
+        assert path.exists(), f"the run wrote no diagnosis:\n{self.output}"
+        found: dict[str, object] | None = json.loads(path.read_text())
+        return found
 
     def ids(self, outcome: str) -> set[str]:
         return {k for k, v in self.outcomes.items() if v == outcome}

@@ -3,7 +3,13 @@ for LoadBalancers, kube-router for NetworkPolicy)."""
 
 from __future__ import annotations
 
+import browser
 import pytest
+
+from netconform.cluster import lifecycle
+
+#: The node-pair layers a healthy 2-node run draws (netconform.report.model.LAYERS).
+LAYERS = 9
 
 
 @pytest.mark.timeout(600)
@@ -20,6 +26,28 @@ def test_suite_passes_on_the_healthy_local_cluster(run_suite, record_property, m
     )
     assert run.rc == 0, run.output
     print(f"suite: {len(run.ids('passed'))} passed, {len(run.ids('skipped'))} skipped in {run.seconds:.1f}s")
+    HEALTHY_RUN.append(run)
+
+
+HEALTHY_RUN: list = []
+
+
+def test_report_of_the_healthy_run_is_drawn_in_chromium_with_networking_off(tmp_path, kubeconfig):
+    """report.html of the healthy run: Chromium, with no network, draws the summary, every layer's node x node grid
+    (all green), the spreads with their bound and the served certificates; the file stays under 2 MB."""
+    if not HEALTHY_RUN:
+        pytest.fail("the healthy suite run did not complete", pytrace=False)
+    report = HEALTHY_RUN[0].report_dir / "report.html"
+    assert report.stat().st_size < 2_000_000, f"{report} is {report.stat().st_size} bytes"
+    assert HEALTHY_RUN[0].diagnosis() is None
+    drawn = browser.measure(report, tmp_path)
+    assert all(v["count"] == v["drawn"] for k, v in drawn.items() if k != "failures"), drawn
+    assert drawn["diagnosis"]["drawn"] == 1 and drawn["area_rows"]["drawn"] >= 14, drawn
+    assert drawn["grids"]["drawn"] == LAYERS, drawn
+    nodes = int(str((lifecycle.read_meta() or {})["nodes"]))
+    assert drawn["cells"]["drawn"] == LAYERS * nodes * nodes and drawn["failed_cells"]["count"] == 0, drawn
+    assert drawn["bars"]["drawn"] >= 3 and drawn["floors"]["drawn"] >= 1, drawn
+    assert drawn["certificate_rows"]["drawn"] == 1 + 4, drawn  # header, default, own, CA issuer, ACME
 
 
 @pytest.mark.timeout(600)

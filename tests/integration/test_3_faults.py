@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import browser
 import pytest
 from faultplugin import FAULT_COMMENT, FAULT_TABLES, add_rule, clear_rules, node_namespaces
 
@@ -47,6 +48,12 @@ class Fault:
     #: xdist's distribution: "load" spreads one module's checks over workers (each its own namespace); a module
     #: whose checks share one lab and run in order (NetworkPolicy) keeps it whole with "loadfile".
     dist: str = "load"
+    #: The layer the run's diagnosis must name (None: nothing fails, so there is no diagnosis) and a fragment of
+    #: where it must place the break ("" when no one node or server explains it).
+    layer: str | None = None
+    where: str = ""
+    #: Also draw this run's report in Chromium and check the failed cells and the diagnosis are on it.
+    drawn: bool = False
 
     def for_nodes(self, nodes: int) -> Fault:
         """The expectations on a cluster of `nodes` nodes: with one node the node-pair checks are unsupported
@@ -361,6 +368,7 @@ FAULTS = [
         says=("DNS", "kube-dns"),
         # Every headless check that resolves its name.
         may_fail=("test_headless",),
+        layer="cluster DNS",
     ),
     Fault(
         "kube-proxy-stopped-and-flushed",
@@ -389,6 +397,7 @@ FAULTS = [
         # externalTrafficPolicy Local: nodes with the backend must answer (they fail), the others must not
         # (they rightly stay silent with no proxy at all).
         may_fail=("-Local]",),
+        layer="service proxy",
     ),
     Fault(
         "ingress-controller-deleted",
@@ -399,6 +408,7 @@ FAULTS = [
         must_pass=(),
         says=("ingress controller",),
         args=("--require=ingress",),
+        layer="ingress controller",
     ),
     Fault(
         "ingress-controller-deleted-without-require",
@@ -429,6 +439,7 @@ FAULTS = [
         ),
         args=("-p", "faultplugin"),
         env={"NETCONFORM_FAULT": "blackhole-backend"},
+        layer="service proxy",
     ),
     Fault(
         "pods-killed-without-grace",
@@ -440,6 +451,7 @@ FAULTS = [
         says=("terminating",),
         args=("-p", "faultplugin"),
         env={"NETCONFORM_FAULT": "no-graceful-termination"},
+        layer="service proxy",
     ),
     Fault(
         "nodeport-range-dropped",
@@ -449,6 +461,7 @@ FAULTS = [
         must_fail=("test_nodeport_answers", "test_nodeport_udp", "test_nodeport_carries"),
         must_pass=("test_clusterip", "test_nodeport_is_allocated"),
         says=("NodePort",),
+        layer="NodePort",
     ),
     Fault(
         "expired-tls-secret",
@@ -460,6 +473,7 @@ FAULTS = [
         says=("expired: valid until",),
         args=("-p", "faultplugin"),
         env={"NETCONFORM_FAULT": "expired-tls"},
+        layer="ingress TLS",
     ),
     Fault(
         "acme-solver-path-unrouted",
@@ -469,6 +483,7 @@ FAULTS = [
         must_fail=("test_certmanager_acme",),
         must_pass=("test_certmanager_ca_issuer",),
         says=("Challenge",),
+        layer="certificate issuance",
     ),
     Fault(
         "route-to-node-1-pods-removed-on-node-2",
@@ -480,6 +495,9 @@ FAULTS = [
         must_pass=("[nc-node-1-to-nc-node-1", "[nc-node-2-to-nc-node-2"),
         says=("nc-node-1", "nc-node-2"),
         may_fail=CROSS,
+        layer="pod network",
+        where="between nc-node-1 and nc-node-2",
+        drawn=True,
     ),
     Fault(
         "policy-engine-stopped-on-node-2",
@@ -492,6 +510,8 @@ FAULTS = [
         says=("nc-node-2",),
         may_fail=("test_networkpolicy",),
         dist="loadfile",
+        layer="NetworkPolicy",
+        where="nc-node-2",
     ),
     Fault(
         "policy-rules-flushed-on-node-2",
@@ -503,6 +523,8 @@ FAULTS = [
         says=("nc-node-2",),
         may_fail=("test_networkpolicy",),
         dist="loadfile",
+        layer="NetworkPolicy",
+        where="nc-node-2",
     ),
     Fault(
         "policy-engine-stopped-everywhere",
@@ -514,6 +536,7 @@ FAULTS = [
         says=("NetworkPolicy is not enforced",),
         args=("--require=networkpolicy",),
         dist="loadfile",
+        layer="NetworkPolicy",
     ),
     Fault(
         "policy-engine-stopped-everywhere-without-require",
@@ -539,6 +562,7 @@ FAULTS = [
         # Pods reach the address through their own node's proxy; the runner is kept out by the ranges anyway.
         must_pass=("test_loadbalancer_source_ranges", "test_loadbalancer_carries", "test_clusterip", "test_nodeport"),
         says=("announces",),
+        layer="LoadBalancer",
     ),
     Fault(
         "lb-source-ranges-ignored",
@@ -548,6 +572,7 @@ FAULTS = [
         must_fail=("test_loadbalancer_source_ranges_keep_other_sources_out",),
         must_pass=("test_loadbalancer_gets_an_address_that_answers", "test_loadbalancer_local_policy"),
         says=("outside loadBalancerSourceRanges",),
+        layer="LoadBalancer",
     ),
     Fault(
         "one-dns-replica-silent",
@@ -559,6 +584,8 @@ FAULTS = [
         says=("replica coredns-", "cluster DNS"),
         # Lookups through the Service reach the silent replica about half the time (dig tries once).
         may_fail=("test_dns_service_name", "test_dns_srv", "test_dns_pod_hostname", "test_dns_policy_none"),
+        layer="cluster DNS",
+        where="coredns-",
     ),
     Fault(
         "portmap-removed-on-node-2",
@@ -572,6 +599,8 @@ FAULTS = [
             "test_nodeport_udp",
         ),
         says=("hostPort",),
+        layer="hostPort",
+        where="nc-node-2",
     ),
     Fault(
         "large-packets-dropped",
@@ -602,6 +631,7 @@ FAULTS = [
         says=("1 MiB", "open connection"),
         # Its slow upload to port 8080 is full-size segments too.
         may_fail=("test_clusterip_terminating_pod",),
+        layer="path MTU",
     ),
     Fault(
         "session-affinity-ignored",
@@ -621,6 +651,7 @@ FAULTS = [
         # The module whole on one worker: its Services are programmed long before these checks start, so the rules
         # the fault deletes at their start are not written back during them.
         dist="loadfile",
+        layer="service proxy",
     ),
     Fault(
         "hairpin-off",
@@ -630,6 +661,7 @@ FAULTS = [
         must_fail=("test_clusterip_hairpin",),
         must_pass=("test_clusterip_spreads", "test_clusterip_udp", "test_clusterip_session_affinity"),
         says=("hairpin",),
+        layer="service proxy",
     ),
     Fault(
         "node-2-veth-mtu-lowered",
@@ -640,6 +672,8 @@ FAULTS = [
         must_pass=("[nc-node-1-to-nc-node-1", "[nc-node-2-to-nc-node-2", "pod_to_pod_icmp"),
         says=("full-size", "1 MiB"),
         may_fail=CROSS,
+        layer="path MTU",
+        where="nc-node-2",
     ),
 ]
 
@@ -665,7 +699,9 @@ def matching(run: SuiteRun, fragments: tuple[str, ...]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
-def test_fault_is_detected_by_exactly_the_expected_checks(fault: Fault, kubeconfig, run_suite, record_property):
+def test_fault_is_detected_by_exactly_the_expected_checks(
+    fault: Fault, kubeconfig, run_suite, record_property, tmp_path
+):
     if (
         fault.name.startswith(("route-", "node-2-", "policy-engine-stopped-on-node-2", "portmap-removed-on-node-2"))
         and "nc-node-2" not in node_namespaces()
@@ -707,6 +743,16 @@ def test_fault_is_detected_by_exactly_the_expected_checks(fault: Fault, kubeconf
     if not fault.must_fail:  # without --require a missing controller is a skip that says why
         skipped = run.ids("skipped")
         assert not failed and skipped and all(fault.skips_say in run.messages[t] for t in skipped), run.output
+    finding = run.diagnosis()
+    if fault.layer is None:
+        assert finding is None, f"a diagnosis where nothing failed: {finding}"
+    else:
+        assert finding is not None and finding["layer"] == fault.layer, f"the diagnosis names {finding}"
+        assert fault.where in str(finding["where"]), f"the diagnosis places it at {finding['where']!r}: {finding}"
+    if fault.drawn:
+        drawn = browser.measure(run.report_dir / "report.html", tmp_path)
+        assert drawn["failed_cells"]["drawn"] >= 2 and drawn["failures"]["count"] >= len(failed), drawn
+        assert drawn["diagnosis"]["drawn"] == 1, drawn
 
 
 @pytest.mark.timeout(900)
@@ -731,4 +777,6 @@ def test_whole_suite_with_dns_and_kube_proxy_broken_ends_within_twice_the_health
     record_property("broken_seconds", f"{run.seconds:.1f}")
     print(f"healthy {healthy_s:.1f}s, DNS+kube-proxy broken {run.seconds:.1f}s, {len(failed)} failed")
     assert len(failed) >= 20, f"only {len(failed)} checks noticed: {sorted(failed)}"
+    finding = run.diagnosis()  # the proxy is lower than DNS (whose Service it serves): it is named, DNS listed
+    assert finding is not None and finding["layer"] == "service proxy" and "cluster DNS" in finding["also"], finding
     assert run.seconds <= 2 * healthy_s, f"broken suite took {run.seconds:.0f}s, healthy {healthy_s:.0f}s"
