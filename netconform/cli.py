@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from . import __version__
@@ -113,6 +114,24 @@ def _rbac(args: argparse.Namespace) -> int:
     return 0
 
 
+def _images(args: argparse.Namespace) -> int:
+    """Print every image a run will use, one per line, as the run names them (after --image-registry): the list to
+    mirror into an air-gapped registry."""
+    from . import manifests
+    from .errors import UsageError
+    from .settings import resolve
+
+    cli = {"image": args.image, "image_registry": args.image_registry}
+    try:
+        s = resolve({k: v for k, v in cli.items() if v is not None}, env=os.environ)
+    except UsageError as e:
+        print(f"netconform: {e}", file=sys.stderr)
+        return 2
+    for image in manifests.run_images(s.image, s.image_registry):
+        print(image)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="netconform", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
@@ -151,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kube-context", default=None)
     p.add_argument("--older-than", type=float, default=600.0, help="seconds (default 600)")
     p.set_defaults(func=_cleanup)
+    p = sub.add_parser("images", help="print every image a run will use (to mirror into an air-gapped registry)")
+    p.add_argument("--image", default=None, help="the test image (default: netconform.local/toolbox:v1)")
+    p.add_argument("--image-registry", default=None, help="the mirror a run will pull from (rewrites every image)")
+    p.set_defaults(func=_images)
     p = sub.add_parser("rbac", help="print the exact rights the suite needs (ClusterRoles and bindings)")
     who = p.add_mutually_exclusive_group()
     who.add_argument(

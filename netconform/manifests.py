@@ -59,3 +59,19 @@ def images_of(doc: Obj) -> list[str]:
     return [
         c["image"] for spec in _pod_specs(doc) for key in ("containers", "initContainers") for c in spec.get(key) or []
     ]
+
+
+class _AnyValue(dict[str, str]):
+    """Fills every variable but the ones given with a value that parses as a name or a number."""
+
+    def __missing__(self, key: str) -> str:
+        return "1"
+
+
+def run_images(image: str, registry: str | None = None, root: Path = ROOT) -> list[str]:
+    """Every image a run's manifests use (each area's folder), rewritten for `registry` as a run rewrites them."""
+    found = {image}
+    for path in sorted(root.glob("*/*.yaml")):
+        for doc in render(path.read_text(), _AnyValue(IMAGE=image), str(path)):
+            found.update(images_of(doc))
+    return sorted(rewrite_image(i, registry) if registry else i for i in found)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +67,17 @@ def _nonneg_int(v: str) -> int:
     return n
 
 
+REGISTRY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]+)?(/[a-z0-9]+([._/-][a-z0-9]+)*)?$")
+
+
+def _registry(v: str) -> str:
+    """A registry host (with port and path, as in `mirror.example:5000/netconform`), no scheme or tag."""
+    v = v.strip().rstrip("/")
+    if not REGISTRY.match(v):
+        raise ValueError("must be a registry host, optionally with :port and /path (e.g. mirror.example:5000/team)")
+    return v
+
+
 OPTIONS: tuple[Option, ...] = (
     Option(
         "provider",
@@ -83,7 +95,13 @@ OPTIONS: tuple[Option, ...] = (
         frozenset(),
         _require,
     ),
-    Option("image_registry", "--image-registry", "rewrite every test image to this registry (air-gapped mirrors)"),
+    Option(
+        "image_registry",
+        "--image-registry",
+        "rewrite every test image to this registry (air-gapped mirrors)",
+        None,
+        _registry,
+    ),
     Option("image", "--image", "the test image (agnhost, dig, curl, openssl, ip, nc)", DEFAULT_IMAGE),
     Option("ingress_class", "--ingress-class", "IngressClass to test (default: the default class, or the only one)"),
     Option(

@@ -6,13 +6,14 @@ import json
 import shutil
 import string
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import build, config, controlplane, images, metallb, network, node, paths, pki, procs
+from . import build, config, controlplane, images, metallb, network, node, paths, pki, procs, timings
 from .config import Node
 
 ADDONS = Path(__file__).parent / "addons"
@@ -20,14 +21,58 @@ KUBECTL_TIMEOUT_S = 120
 
 
 class Stages:
-    """Prints each stage with the time elapsed since `up` began (a cold build takes long)."""
+    """Prints each stage with the time elapsed since `up` began and, when recorded, how long it took last time
+    (`timings`); `record` keeps this run's times for the next."""
 
-    def __init__(self, out: Callable[[str], None]) -> None:
+    def __init__(self, out: Callable[[str], None], prefix: str = "") -> None:
         self.t0 = time.monotonic()
         self.out = out
+        self.prefix = prefix
+        self.expected = timings.load()
+        self.seen: dict[str, float] = {}
 
     def __call__(self, msg: str) -> None:
-        self.out(f"[{time.monotonic() - self.t0:6.1f}s] {msg}")
+        elapsed = time.monotonic() - self.t0
+        if msg.startswith(" "):  # a detail of the stage above (what `down` removed, ...): not a stage of its own
+            self.out(f"[{elapsed:6.1f}s] {msg}")
+            return
+        key = self.prefix + timings.stage_key(msg)
+        last = self.expected.get(key)
+        self.seen[key] = elapsed
+        self.out(f"[{elapsed:6.1f}s] {msg}" + (f" (last time at {last:.1f}s)" if last is not None else ""))
+
+    def building(self, name: str, version: str) -> Callable[[], float]:
+        """Say a cold build starts, with the last build's time, and keep saying how far it is until the returned
+        function is called (it returns the build's seconds)."""
+        key = f"build {name}"
+        last = self.expected.get(key)
+        started = time.monotonic()
+        self(
+            f"building {name} {version} from Go modules: "
+            + (f"last build took {last:.0f}s" if last else "cold, minutes")
+        )
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(30):
+                took = time.monotonic() - started
+                self.out(
+                    f"[{time.monotonic() - self.t0:6.1f}s]   {name}: {took:.0f}s"
+                    + (f" of about {last:.0f}s" if last else "")
+                )
+
+        threading.Thread(target=beat, daemon=True).start()
+
+        def finish() -> float:
+            done.set()
+            took = time.monotonic() - started
+            self.seen[key] = took
+            return took
+
+        return finish
+
+    def record(self) -> None:
+        timings.save(self.seen)
 
 
 @dataclass
@@ -80,7 +125,7 @@ def up(
         raise ValueError(f"--network-policy must be one of {', '.join(NETWORK_POLICY_ENGINES)}, not {network_policy!r}")
     if loadbalancer not in LOADBALANCERS:
         raise ValueError(f"--loadbalancer must be one of {', '.join(LOADBALANCERS)}, not {loadbalancer!r}")
-    say = Stages(out)
+    say = Stages(out, prefix=f"up {nodes} node(s): ")
     meta = read_meta()
     want = {
         "nodes": nodes,
@@ -110,9 +155,15 @@ def up(
         recipes.append(build.metallb_recipe())
     bins = {}
     for r in recipes:
-        if not build.is_built(r):
-            say(f"building {r.name} {r.version} from Go modules (cold: minutes)")
-        bins[r.name] = build.build(r, say=lambda m: None)
+        if build.is_built(r):
+            bins[r.name] = build.build(r, say=lambda m: None)
+            continue
+        finish = say.building(r.name, r.version)
+        try:
+            bins[r.name] = build.build(r, say=lambda m: None)
+        finally:
+            took = finish()
+        say(f"built {r.name} in {took:.0f}s")
     say("binaries ready")
     archives = images.build_archives(bins, say)
     say("images ready")
@@ -134,6 +185,7 @@ def up(
         )
     )
     say(f"cluster ready: {len(node_list)} node(s); kubeconfig {paths.KUBECONFIG}")
+    say.record()
     return paths.KUBECONFIG
 
 
