@@ -16,7 +16,7 @@ printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "median: %.1
 # Resident memory of every process of the cluster: our processes, shims and containers (by cgroup).
 pids=$(python3 - <<'PY'
 from netconform.cluster import config, node, paths, procs
-ps = set(procs.pids_matching((str(paths.STATE), str(config.RUN))))
+ps = set(procs.tracked_pids())
 for n in config.nodes(config.MAX_NODES):
     ps.update(node.cgroup_pids(n.name))
 print(" ".join(map(str, sorted(ps))))

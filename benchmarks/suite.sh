@@ -14,7 +14,7 @@ runs=${1:-3}; shift || true
 node_counts=("${@:-2}")
 workers=${WORKERS:-4}
 for nodes in "${node_counts[@]}"; do
-  netconform cluster up --nodes "$nodes" ${UP_ARGS:-} >/dev/null || exit 1
+  netconform cluster up --recreate --nodes "$nodes" ${UP_ARGS:-} >/dev/null || exit 1
   export PATH="$(netconform cluster bin-dir):$PATH"
   kc=$(netconform cluster kubeconfig)
   results=()

@@ -8,6 +8,7 @@ import os
 import sys
 
 from . import __version__
+from .errors import NetconformError
 
 
 def _cluster_up(args: argparse.Namespace) -> int:
@@ -21,7 +22,13 @@ def _cluster_up(args: argparse.Namespace) -> int:
             network_policy=args.network_policy,
             loadbalancer=args.loadbalancer,
             out=lambda m: print(m, file=sys.stderr, flush=True),
+            recreate=args.recreate,
+            wait=not args.no_wait,
+            retain=args.retain,
         )
+    except NetconformError as e:
+        print(f"netconform: {e}", file=sys.stderr)
+        return 2
     except ComponentFailed as e:
         print(f"netconform: cluster up failed: {e}", file=sys.stderr)
         return 1
@@ -35,8 +42,27 @@ def _cluster_up(args: argparse.Namespace) -> int:
 def _cluster_down(args: argparse.Namespace) -> int:
     from .cluster import lifecycle
 
-    lifecycle.down(out=lambda m: print(m, file=sys.stderr))
+    try:
+        lifecycle.down(out=lambda m: print(m, file=sys.stderr), wait=not args.no_wait)
+    except NetconformError as e:
+        print(f"netconform: {e}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _cluster_preflight(args: argparse.Namespace) -> int:
+    """What stops the local cluster on this host (what `up` checks before building anything)."""
+    from .cluster import lifecycle, preflight
+
+    running = lifecycle.healthy()
+    if running:
+        print("netconform: the local cluster is running: its ports are its own and are not checked", file=sys.stderr)
+    found = preflight.problems(ports=not running)
+    for line in found:
+        print(f"netconform: {line}", file=sys.stderr)
+    if not found:
+        print("netconform: this host can run the local cluster", file=sys.stderr)
+    return 2 if found else 0
 
 
 def _cluster_status(args: argparse.Namespace) -> int:
@@ -153,8 +179,18 @@ def main(argv: list[str] | None = None) -> int:
         help="LoadBalancer implementation (default MetalLB in layer 2 mode, addresses on the node bridge; none: "
         "LoadBalancer Services stay pending)",
     )
+    p.add_argument(
+        "--recreate", action="store_true", help="replace a running cluster of another shape (default: refuse)"
+    )
+    p.add_argument("--no-wait", action="store_true", help="refuse at once if another cluster command is running")
+    p.add_argument("--retain", action="store_true", help="after a failed or interrupted up, keep what it started")
     p.set_defaults(func=_cluster_up)
-    cluster.add_parser("down", help="remove everything the local cluster created").set_defaults(func=_cluster_down)
+    p = cluster.add_parser("down", help="remove everything the local cluster created")
+    p.add_argument("--no-wait", action="store_true", help="refuse at once if another cluster command is running")
+    p.set_defaults(func=_cluster_down)
+    cluster.add_parser(
+        "preflight", help="check this host can run the local cluster (up does, before building)"
+    ).set_defaults(func=_cluster_preflight)
     cluster.add_parser("status", help="nodes, processes, kubeconfig").set_defaults(func=_cluster_status)
     cluster.add_parser("kubeconfig", help="print the kubeconfig path").set_defaults(func=_cluster_kubeconfig)
     cluster.add_parser("bin-dir", help="print the directory of the cluster's binaries (kubectl)").set_defaults(

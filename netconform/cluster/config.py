@@ -21,8 +21,9 @@ INGRESS_SERVICE_IP = "10.96.0.80"  # fixed, so CoreDNS and the ACME test DNS can
 INGRESS_DOMAIN = "netconform.test"  # the suite's default --ingress-domain
 CLUSTER_DOMAIN = "cluster.local"
 API_PORT = 6443
-ETCD_CLIENT = "http://127.0.0.1:23790"
-ETCD_PEER = "http://127.0.0.1:23800"
+# TLS with client certificates both ways: any local user can connect to loopback, only the API server may talk.
+ETCD_CLIENT = "https://127.0.0.1:23790"
+ETCD_PEER = "https://127.0.0.1:23800"
 INGRESS_HTTP_NODEPORT = 30080
 INGRESS_HTTPS_NODEPORT = 30443
 NODEPORT_RANGE = "30000-32767"

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import config, paths, procs
+from . import config, files, paths, procs
 from .pki import ClusterPKI
 
 
-def start_etcd(bins: Path) -> None:
+def start_etcd(bins: Path, pki: ClusterPKI) -> None:
+    """etcd serving TLS on loopback and accepting only clients with a certificate of its own CA (the API server):
+    without one, a local user could write to it and so become cluster-admin, and root through a privileged pod."""
     data = paths.STATE / "etcd"
-    data.mkdir(parents=True, exist_ok=True)
+    files.private_dir(data)
+    tls = [
+        f"--cert-file={pki.etcd_server.cert}",
+        f"--key-file={pki.etcd_server.key}",
+        f"--trusted-ca-file={pki.etcd_ca.cert}",
+        "--client-cert-auth",
+        f"--peer-cert-file={pki.etcd_server.cert}",
+        f"--peer-key-file={pki.etcd_server.key}",
+        f"--peer-trusted-ca-file={pki.etcd_ca.cert}",
+        "--peer-client-cert-auth",
+    ]
     procs.start(
         "etcd",
         [
@@ -24,6 +36,7 @@ def start_etcd(bins: Path) -> None:
             f"--initial-cluster=netconform={config.ETCD_PEER}",
             "--log-level=warn",
             "--unsafe-no-fsync",  # a throwaway test cluster: durability is not worth the fsync latency
+            *tls,
         ],
     )
 
@@ -35,6 +48,9 @@ def start_apiserver(bins: Path, pki: ClusterPKI) -> None:
         [
             str(bins / "kube-apiserver"),
             f"--etcd-servers={config.ETCD_CLIENT}",
+            f"--etcd-cafile={p.etcd_ca.cert}",
+            f"--etcd-certfile={p.etcd_client.cert}",
+            f"--etcd-keyfile={p.etcd_client.key}",
             f"--bind-address={config.HOST_IP}",
             f"--advertise-address={config.HOST_IP}",
             f"--secure-port={config.API_PORT}",

@@ -4,16 +4,35 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import string
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import build, config, controlplane, images, metallb, network, node, paths, pki, procs, timings
+from ..errors import UsageError
+from . import (
+    build,
+    config,
+    controlplane,
+    files,
+    hostsys,
+    images,
+    lock,
+    metallb,
+    network,
+    node,
+    paths,
+    pki,
+    preflight,
+    procs,
+    timings,
+)
 from .config import Node
 
 ADDONS = Path(__file__).parent / "addons"
@@ -113,32 +132,101 @@ NETWORK_POLICY_ENGINES = ("kube-router", "none")
 LOADBALANCERS = ("metallb", "none")
 
 
+class ClusterInUse(UsageError):
+    """A running cluster of another shape: replacing it needs --recreate."""
+
+
+class HostNotReady(UsageError):
+    """The host preflight found something that stops the cluster (before anything was built or started)."""
+
+
+def shape(meta: dict[str, object]) -> str:
+    return (
+        f"{meta.get('nodes')} node(s), Kubernetes {meta.get('kubernetes_version')}, network policy "
+        f"{meta.get('network_policy')}, load balancer {meta.get('loadbalancer')}"
+    )
+
+
 def up(
     nodes: int = 1,
     kubernetes_version: str = build.DEFAULT_KUBERNETES_VERSION,
     network_policy: str = "kube-router",
     loadbalancer: str = "metallb",
     out: Callable[[str], None] = print,
+    recreate: bool = False,
+    wait: bool = True,
+    retain: bool = False,
 ) -> Path:
-    """Bring the cluster up (or find it running with the same shape); return the admin kubeconfig path."""
+    """Bring the cluster up (or find it running with the same shape); return the admin kubeconfig path.
+
+    One command at a time (`lock`); a running cluster of another shape is replaced only with `recreate`; the host
+    is checked before anything is built; a failed or interrupted start removes what it started unless `retain`."""
     if network_policy not in NETWORK_POLICY_ENGINES:
         raise ValueError(f"--network-policy must be one of {', '.join(NETWORK_POLICY_ENGINES)}, not {network_policy!r}")
     if loadbalancer not in LOADBALANCERS:
         raise ValueError(f"--loadbalancer must be one of {', '.join(LOADBALANCERS)}, not {loadbalancer!r}")
+    if paths.problems():
+        raise UsageError("; ".join(paths.problems()))
     say = Stages(out, prefix=f"up {nodes} node(s): ")
+    with lock.held(wait=wait, say=say), interrupts_as_keyboard_interrupt():
+        return _up(nodes, kubernetes_version, network_policy, loadbalancer, say, recreate, retain)
+
+
+@contextmanager
+def interrupts_as_keyboard_interrupt() -> Iterator[None]:
+    """SIGTERM during `up` unwinds like Ctrl-C, so what was started is removed either way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _up(
+    nodes: int,
+    kubernetes_version: str,
+    network_policy: str,
+    loadbalancer: str,
+    say: Stages,
+    recreate: bool,
+    retain: bool,
+) -> Path:
     meta = read_meta()
-    want = {
+    want: dict[str, object] = {
         "nodes": nodes,
         "kubernetes_version": kubernetes_version,
         "network_policy": network_policy,
         "loadbalancer": loadbalancer,
     }
-    if meta and healthy() and all(meta.get(k) == v for k, v in want.items()):
+    running = meta is not None and healthy()
+    if meta and running and all(meta.get(k) == v for k, v in want.items()):
         say(f"cluster already running ({nodes} node(s)); kubeconfig {paths.KUBECONFIG}")
         return paths.KUBECONFIG
+    if meta and running and not recreate:
+        raise ClusterInUse(
+            f"a local cluster is running with {shape(meta)}; this asks for {shape(want)}. Add --recreate to replace "
+            "it (whoever uses it loses it), or run `netconform cluster down` first"
+        )
+    if paths.STATE.exists() and any(paths.STATE.iterdir()) and not (paths.STATE / paths.MARKER).exists():
+        raise UsageError(
+            f"{paths.STATE} exists and was not created by `netconform cluster up`; choose another "
+            "NETCONFORM_STATE or empty it yourself"
+        )
     if meta or procs.recorded() or network.existing_netns() or Path(config.RUN).exists():
         say("cleaning up state of an earlier cluster")
-        down(out=lambda m: say("  " + m))
+        _down(out=lambda m: say("  " + m))
+    found = preflight.problems()
+    if found:
+        raise HostNotReady(
+            "the host is not ready for the local cluster (nothing was built or started):\n  " + "\n  ".join(found)
+        )
     node_list = config.nodes(nodes)
     recipes = [
         build.kubernetes_recipe(kubernetes_version),
@@ -171,8 +259,17 @@ def up(
     cluster = Cluster(node_list, k8s, paths.KUBECONFIG)
     try:
         _start(cluster, bins, archives, say, network_policy, loadbalancer)
-    except BaseException:
-        say("up failed; logs are kept in " + str(paths.LOGS))
+    except BaseException as e:
+        what = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        if retain:
+            say(f"up {what}; --retain: what it started is left as it is; logs in {paths.LOGS}")
+            raise
+        kept = paths.CACHE / "logs" / "last-failed-up"
+        shutil.rmtree(kept, ignore_errors=True)
+        if paths.LOGS.exists():
+            shutil.copytree(paths.LOGS, kept)
+        say(f"up {what}; removing what it started (--retain keeps it); its logs are kept in {kept}")
+        _down(out=lambda m: say("  " + m))
         raise
     _meta().write_text(
         json.dumps(
@@ -198,8 +295,10 @@ def _start(
     loadbalancer: str,
 ) -> None:
     k8s = bins["kubernetes"]
-    for d in (paths.STATE, paths.LOGS, config.RUN):
-        d.mkdir(parents=True, exist_ok=True)
+    for d in (paths.STATE, config.RUN):
+        files.private_dir(d)
+        (d / paths.MARKER).write_text("created by `netconform cluster up`; `netconform cluster down` removes it\n")
+    paths.LOGS.mkdir(parents=True, exist_ok=True)
     network.create_bridge()
     for n in cluster.nodes:
         network.create_node_netns(n)
@@ -220,13 +319,12 @@ def _start(
     kcfg: dict[str, Path] = {}
     for stem, (cn, _) in clients.items():
         kcfg[stem] = paths.STATE / f"{stem}.kubeconfig"
-        kcfg[stem].write_text(pki.kubeconfig(server, ca, p.clients[stem], cn))
-        kcfg[stem].chmod(0o600)
+        files.write_private(kcfg[stem], pki.kubeconfig(server, ca, p.clients[stem], cn))
     resolv = paths.STATE / "resolv.conf"
     # Pods with dnsPolicy Default get this file: it points nowhere outside the cluster.
     resolv.write_text("nameserver 127.0.0.1\n")
     say("PKI and kubeconfigs")
-    controlplane.start_etcd(bins["etcd"])
+    controlplane.start_etcd(bins["etcd"], p)
     names = images.image_names()
     for n in cluster.nodes:
         node.start_containerd(n, names["pause"])
@@ -245,6 +343,7 @@ def _start(
     say("kube-apiserver ready")
     controlplane.start_controller_manager(k8s, p, kcfg["controller-manager"])
     controlplane.start_scheduler(k8s, kcfg["scheduler"])
+    hostsys.save()  # before the first kubelet changes them
     for n in cluster.nodes:
         serving = pki.kubelet_serving(p, n.name, n.ip)
         node.start_kubelet(n, k8s, kcfg[f"kubelet-{n.name}"], node.kubelet_config(n, serving, p.ca.cert, resolv))
@@ -292,7 +391,7 @@ def _start(
         say("MetalLB ready")
 
 
-ADDON_FILES = ("coredns.yaml", "traefik.yaml", "cert-manager.yaml", "pebble.yaml")
+ADDON_FILES = ("coredns.yaml", "traefik.yaml", "cert-manager.yaml", "pebble.yaml", "image-keeper.yaml")
 
 
 def _apply_metallb(cluster: Cluster) -> None:
@@ -313,6 +412,7 @@ def _apply_metallb(cluster: Cluster) -> None:
 def _images_values() -> dict[str, str]:
     n = images.image_names()
     return {
+        "TOOLBOX_IMAGE": n["toolbox"],
         "COREDNS_IMAGE": n["coredns"],
         "TRAEFIK_IMAGE": n["traefik"],
         "CERT_MANAGER_IMAGE": n["cert-manager"],
@@ -437,24 +537,37 @@ def _rollout_done(cluster: Cluster, ns: str, name: str) -> bool:
     return st["status"].get("readyReplicas", 0) >= st["spec"]["replicas"]
 
 
-def down(out: Callable[[str], None] = print) -> None:
-    """Remove every process, mount, namespace, link, rule, cgroup and state folder of the cluster. Idempotent."""
-    fragments = (str(paths.STATE), str(config.RUN))
+def down(out: Callable[[str], None] = print, wait: bool = True) -> None:
+    """Remove every process, mount, namespace, link, rule, cgroup and state folder of the cluster, and put back the
+    host settings it changed. Idempotent; one command at a time (`lock`)."""
+    if paths.problems():
+        raise UsageError("; ".join(paths.problems()))
+    with lock.held(wait=wait, say=out):
+        _down(out)
+
+
+def _down(out: Callable[[str], None]) -> None:
     # Every node name this cluster can have, plus any found in the state folder (a killed cluster's).
     node_names = sorted(
         {n.name for n in config.nodes(config.MAX_NODES)} | {p.name for p in (paths.STATE / "nodes").glob("*")}
     )
-    # Control plane and node agents first (kubelet would restart containers), then shims and containers.
-    pids = list(procs.recorded().values())
-    stray = procs.pids_matching(fragments)
+    # Only what the cluster started: the members of its tracking cgroup (what it started and what those forked,
+    # containerd's shims among them) and of its nodes' cgroups (containers). A pid file alone is not trusted where
+    # the cgroup can vouch for it (the pid may belong to someone else by now).
+    tracked = procs.tracked_pids()
+    trust_pid_files = procs.tracking_cgroup() is None
+    recorded = [p for p in procs.recorded().values() if p in tracked or (trust_pid_files and procs.alive(p))]
     containers = [pid for n in node_names for pid in node.cgroup_pids(n)]
-    all_pids = sorted(set(pids + stray + containers))
+    all_pids = sorted(set(recorded + tracked + containers))
     if all_pids:
-        # A throwaway cluster: a short grace, then SIGKILL (kube-apiserver alone takes seconds to exit).
-        procs.stop_pids(sorted(set(pids)), deadline_s=3)
-        procs.stop_pids(sorted(set(procs.pids_matching(fragments) + containers)), deadline_s=5)
+        # Control plane and node agents first (kubelet would restart containers), then shims and containers. A
+        # throwaway cluster: a short grace, then SIGKILL (kube-apiserver alone takes seconds to exit).
+        procs.stop_pids(sorted(set(recorded)), deadline_s=3)
+        procs.stop_pids(sorted(set(procs.tracked_pids() + containers)), deadline_s=5)
         out(f"stopped {len(all_pids)} process(es)")
-    mounts = _our_mounts(fragments)
+    for item in hostsys.restore():
+        out(f"restored host setting {item}")
+    mounts = _our_mounts((paths.STATE, config.RUN))
     for m in mounts:
         subprocess.run(["umount", "-l", m], capture_output=True, timeout=30)
     if mounts:
@@ -477,20 +590,27 @@ def down(out: Callable[[str], None] = print) -> None:
                 removed_cg += 1
             except OSError:
                 pass
+    if procs.remove_tracking_cgroup():
+        removed_cg += 1
     if removed_cg:
         out(f"removed {removed_cg} cgroup(s)")
     for d in (paths.STATE, config.RUN):
-        if d.exists():
+        if not d.exists():
+            continue
+        if (d / paths.MARKER).exists() or not any(d.iterdir()):
             shutil.rmtree(d, ignore_errors=True)
             out(f"removed {d}")
+        else:
+            out(f"left {d}: not created by `netconform cluster up` (no {paths.MARKER} in it)")
 
 
-def _our_mounts(fragments: tuple[str, ...]) -> list[str]:
+def _our_mounts(folders: tuple[Path, ...]) -> list[str]:
+    """Mount points at or under `folders`, compared by whole path components (/var/lib/netconform2 is not ours)."""
     points = []
     for line in Path("/proc/self/mounts").read_text().splitlines():
-        mp = line.split()[1].replace("\\040", " ")
-        if any(mp.startswith(f) for f in fragments):
-            points.append(mp)
+        mp = Path(line.split()[1].replace("\\040", " "))
+        if any(mp == f or f in mp.parents for f in folders):
+            points.append(str(mp))
     return sorted(set(points), key=len, reverse=True)
 
 

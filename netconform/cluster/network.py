@@ -78,10 +78,12 @@ def create_node_netns(node: Node) -> None:
 
 
 def route_pod_cidrs(nodes: list[Node], pod_cidrs: dict[str, str]) -> None:
-    """Carry each node's pod CIDR to that node, in every other node and on the host (as kindnet does)."""
+    """Carry each node's pod CIDR to that node, in every other node and on the host (as kindnet does). On the host a
+    route is added, never replaced: the preflight made sure none is there, and one that appeared since is not ours to
+    overwrite (adding it then fails, naming it)."""
     for target in nodes:
         cidr = pod_cidrs[target.name]
-        _ip("route", "replace", cidr, "via", target.ip)
+        _ip("route", "add", cidr, "via", target.ip, "dev", config.BRIDGE)
         for other in nodes:
             if other != target:
                 _ip("route", "replace", cidr, "via", target.ip, netns=other.netns)

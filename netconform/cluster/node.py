@@ -141,10 +141,16 @@ def kubelet_config(node: Node, serving: pki.Pair, ca: Path, resolv_conf: Path) -
         "clusterDNS": [config.DNS_SERVICE_IP],
         "clusterDomain": config.CLUSTER_DOMAIN,
         "resolvConf": str(resolv_conf),
-        # Images cannot be pulled again (no registry): never collect them.
-        "imageGCHighThresholdPercent": 100,
-        "imageGCLowThresholdPercent": 99,
-        "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+        # The kubelet's own defaults: a node shares the host's disk, which must not fill up. Image GC is on; the
+        # images it could collect (no registry to pull them again) are kept in use by the image-keeper add-on.
+        "imageGCHighThresholdPercent": 85,
+        "imageGCLowThresholdPercent": 80,
+        "evictionHard": {
+            "memory.available": "100Mi",
+            "nodefs.available": "10%",
+            "nodefs.inodesFree": "5%",
+            "imagefs.available": "10%",  # the default is 15%; images and pods share one disk here
+        },
         "podLogsDir": str(node.dir / "pod-logs"),
         "serializeImagePulls": False,
         "nodeStatusReportFrequency": "10s",

@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ..certs import Key, issue, make_ca, new_key
+from . import files
 
 
 @dataclass(frozen=True)
@@ -22,14 +23,17 @@ class Pair:
         return self.cert.read_bytes(), self.key.read_bytes()
 
 
+def _key_pem(key: Key) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
 def _write(dir_: Path, stem: str, cert: x509.Certificate, key: Key) -> Pair:
-    dir_.mkdir(parents=True, exist_ok=True)
+    files.private_dir(dir_)
     pair = Pair(dir_ / f"{stem}.crt", dir_ / f"{stem}.key")
     pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pair.key.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    pair.key.chmod(0o600)
+    files.write_private(pair.key, _key_pem(key))  # 0600 from its first byte
     return pair
 
 
@@ -62,6 +66,11 @@ class ClusterPKI:
     sa_key: Path
     sa_pub: Path
     clients: dict[str, Pair]
+    #: etcd's own CA: it signs etcd's serving certificate and the one client etcd accepts (the API server), and
+    #: nothing else, so no certificate of the cluster CA (which the API's CSR signer also uses) can reach etcd.
+    etcd_ca: Pair
+    etcd_server: Pair
+    etcd_client: Pair
 
 
 def create(
@@ -84,16 +93,32 @@ def create(
     fpc = _write(dir_, "front-proxy-client", *issue(fp_ca, "front-proxy-client", client=True))
     sa = new_key()
     sa_key, sa_pub = dir_ / "sa.key", dir_ / "sa.pub"
-    sa_key.write_bytes(
-        sa.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    files.write_private(sa_key, _key_pem(sa))
     sa_pub.write_bytes(
         sa.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     issued = {
         stem: _write(dir_, stem, *issue(ca, cn, orgs=groups, client=True)) for stem, (cn, groups) in clients.items()
     }
-    return ClusterPKI(dir_, ca_pair, fp_pair, apiserver, kc, fpc, sa_key, sa_pub, issued)
+    etcd_ca = make_ca("netconform-etcd-ca")
+    return ClusterPKI(
+        dir_,
+        ca_pair,
+        fp_pair,
+        apiserver,
+        kc,
+        fpc,
+        sa_key,
+        sa_pub,
+        issued,
+        _write(dir_, "etcd-ca", *etcd_ca),
+        _write(
+            dir_,
+            "etcd-server",
+            *issue(etcd_ca, "etcd", dns=("localhost",), ips=("127.0.0.1",), server=True, client=True),
+        ),
+        _write(dir_, "apiserver-etcd-client", *issue(etcd_ca, "kube-apiserver-etcd-client", client=True)),
+    )
 
 
 def kubelet_serving(pki: ClusterPKI, node: str, ip: str) -> Pair:

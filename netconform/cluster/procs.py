@@ -31,12 +31,55 @@ def pid_dir() -> Path:
     return paths.STATE / "pids"
 
 
+def tracking_cgroup() -> Path | None:
+    """The cgroup, in the host's cgroup2 (unified) hierarchy, that every process the cluster starts is put in
+    before it runs: what it forks stays there (containerd's shims), so `down` ends exactly these and never a
+    process that merely mentions the cluster's paths. None on a host without a cgroup2 mount."""
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        parts = line.split()
+        if len(parts) > 2 and parts[2] == "cgroup2":
+            return Path(parts[1]) / "netconform"
+    return None
+
+
+def tracked_pids() -> list[int]:
+    """Every process in the tracking cgroup (and cgroups below it)."""
+    cg = tracking_cgroup()
+    pids: set[int] = set()
+    if cg is None or not cg.is_dir():
+        return []
+    for top, _, _ in os.walk(cg, onerror=lambda e: None):
+        try:
+            pids.update(int(x) for x in (Path(top) / "cgroup.procs").read_text().split())
+        except OSError:
+            pass
+    return sorted(pids)
+
+
+def remove_tracking_cgroup() -> bool:
+    cg = tracking_cgroup()
+    if cg is None or not cg.is_dir():
+        return False
+    for top, _, _ in sorted(os.walk(cg), key=lambda t: len(Path(t[0]).parts), reverse=True):
+        try:
+            Path(top).rmdir()
+        except OSError:
+            return False
+    return True
+
+
 def start(name: str, argv: list[str], netns: str | None = None, env: dict[str, str] | None = None) -> int:
-    """Start a detached process (network namespace only switched, mounts shared) and record its pid."""
+    """Start a detached process (network namespace only switched, mounts shared) in the tracking cgroup, and record
+    its pid."""
     paths.LOGS.mkdir(parents=True, exist_ok=True)
     pid_dir().mkdir(parents=True, exist_ok=True)
     if netns:
         argv = ["nsenter", f"--net=/var/run/netns/{netns}", "--", *argv]
+    cg = tracking_cgroup()
+    if cg is not None:
+        cg.mkdir(exist_ok=True)
+        # The shell joins the cgroup and then becomes the program (same pid): nothing it starts can escape.
+        argv = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cg / "cgroup.procs"), *argv]
     with log_path(name).open("ab") as log:
         proc = subprocess.Popen(
             argv,
@@ -113,7 +156,8 @@ def _reap() -> None:
 
 
 def pids_matching(fragments: tuple[str, ...]) -> list[int]:
-    """Processes whose command line mentions one of `fragments` (our state paths): shims and strays."""
+    """Processes whose command line mentions one of `fragments` (tests look for leftovers with it; `down` never
+    chooses what to end by it)."""
     found = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit() or int(d.name) == os.getpid():

@@ -12,7 +12,7 @@ from netconform.cluster import lifecycle, procs
 def test_without_an_engine_the_area_is_unsupported_in_seconds_and_fails_when_required(run_suite):
     nodes = str((lifecycle.read_meta() or {}).get("nodes", 2))
     up = subprocess.run(
-        ["netconform", "cluster", "up", "--nodes", nodes, "--network-policy=none", "--loadbalancer=none"],
+        ["netconform", "cluster", "up", "--recreate", "--nodes", nodes, "--network-policy=none", "--loadbalancer=none"],
         capture_output=True,
         text=True,
         timeout=600,

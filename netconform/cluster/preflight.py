@@ -1,0 +1,181 @@
+"""Before anything is built or started: can the local cluster run on this host without touching what is already
+there? Each problem is one line that names it and what to do. The checks of host facts (routes, addresses, cgroup
+mounts) are pure functions of what the host reports, unit-tested with made-up tables."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import json
+import os
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config, paths, procs
+
+#: The ranges the cluster takes on the host, and what each is for.
+RANGES = {
+    config.NODE_SUBNET: "the node bridge and LoadBalancer pool",
+    ipaddress.ip_network(config.POD_CIDR): "pod addresses",
+    ipaddress.ip_network(config.SERVICE_CIDR): "Service addresses",
+}
+#: Ports the control plane listens on in the host's own network namespace.
+PORTS = {
+    config.API_PORT: "kube-apiserver",
+    10257: "kube-controller-manager",
+    10259: "kube-scheduler",
+    23790: "etcd (clients)",
+    23800: "etcd (peers)",
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    dst: str  # "default" or a prefix
+    dev: str
+
+
+@dataclass(frozen=True)
+class Address:
+    prefix: str  # address with its prefix length, "192.168.1.5/24"
+    dev: str
+
+
+def overlaps(routes: list[Route], addresses: list[Address], ours: str = config.BRIDGE) -> list[str]:
+    """Every existing route or address (not on our own bridge) inside or around a range the cluster needs."""
+    found = []
+    for r in routes:
+        if r.dev == ours or r.dst == "default":
+            continue
+        try:
+            net = ipaddress.ip_network(r.dst, strict=False)
+        except ValueError:
+            continue
+        for rng, what in RANGES.items():
+            if net.version == rng.version and net.overlaps(rng):
+                found.append(f"route {r.dst} dev {r.dev} overlaps {rng} ({what})")
+    for a in addresses:
+        if a.dev == ours:
+            continue
+        try:
+            net = ipaddress.ip_interface(a.prefix).network
+        except ValueError:
+            continue
+        for rng, what in RANGES.items():
+            if net.version == rng.version and net.overlaps(rng):
+                found.append(f"address {a.prefix} on {a.dev} overlaps {rng} ({what})")
+    return found
+
+
+def host_routes() -> list[Route]:
+    out = procs.run(["ip", "-j", "route", "show", "table", "all"], check=False).stdout or "[]"
+    return [Route(r.get("dst", ""), r.get("dev", "")) for r in json.loads(out) if r.get("type", "unicast") == "unicast"]
+
+
+def host_addresses() -> list[Address]:
+    out = procs.run(["ip", "-j", "addr", "show"], check=False).stdout or "[]"
+    return [
+        Address(f"{a['local']}/{a['prefixlen']}", link.get("ifname", ""))
+        for link in json.loads(out)
+        for a in link.get("addr_info", [])
+        if a.get("family") == "inet"
+    ]
+
+
+def busy_ports(ports: dict[int, str] = PORTS) -> list[str]:
+    """Ports someone already listens on (tried by binding them on every address)."""
+    found = []
+    for port, what in sorted(ports.items()):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            # As the servers bind: connections of a cluster just taken down (TIME_WAIT) do not count, a listener does.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    found.append(f"port {port} ({what}) is in use: `ss -ltnp 'sport = :{port}'` tells by whom")
+    return found
+
+
+@dataclass(frozen=True)
+class CgroupLayout:
+    version: str  # "v1" (hybrid or legacy) or "v2" (unified only)
+    unified: str | None  # where the cgroup2 hierarchy is mounted, if anywhere
+
+
+def cgroup_layout(mounts: str) -> CgroupLayout:
+    """From /proc/self/mounts: v1 when any v1 controller hierarchy is mounted (hybrid included), else v2."""
+    v1 = False
+    unified = None
+    for line in mounts.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        if parts[2] == "cgroup":
+            v1 = True
+        elif parts[2] == "cgroup2":
+            unified = parts[1]
+    return CgroupLayout("v1" if v1 else "v2", unified)
+
+
+def cgroup_problems(layout: CgroupLayout) -> list[str]:
+    if layout.version == "v2":
+        return [
+            "this host has cgroup v2 only (unified hierarchy); the local cluster has so far run only on cgroup v1 "
+            "(hybrid) hosts: its kubelets use cgroupfs v1 hierarchies. Use a cgroup v1 hybrid host, or boot with "
+            "systemd.unified_cgroup_hierarchy=0; see the README (cgroup v2)"
+        ]
+    return []
+
+
+def kernel_problems() -> list[str]:
+    found = []
+    if not Path("/proc/sys/net/bridge").exists():
+        load = subprocess.run(["modprobe", "br_netfilter"], capture_output=True, text=True, timeout=30)
+        if load.returncode != 0 or not Path("/proc/sys/net/bridge").exists():
+            found.append("bridge netfilter (br_netfilter) is not available: `modprobe br_netfilter` failed")
+    for module, probe in (("veth", ["ip", "link", "help", "veth"]), ("ipset", ["ipset", "version"])):
+        try:
+            ok = subprocess.run(probe, capture_output=True, timeout=30).returncode in (0, 255)
+        except (OSError, subprocess.TimeoutExpired):
+            ok = False
+        if not ok:
+            found.append(f"{module} is not available (`{' '.join(probe)}` failed)")
+    return found
+
+
+#: The kubelet evicts pods when less than this share of its disk is free (node.kubelet_config's evictionHard).
+EVICTION_FREE = 0.10
+
+
+def disk_problems(folder: Path, need: float = EVICTION_FREE) -> list[str]:
+    """The disk the nodes write to (state, images) must have more free than the kubelet's eviction threshold."""
+    while not folder.exists():
+        folder = folder.parent
+    st = os.statvfs(folder)
+    free = st.f_bavail / st.f_blocks if st.f_blocks else 0.0
+    if free <= need:
+        gib = st.f_bavail * st.f_frsize / 2**30
+        return [
+            f"only {free:.0%} ({gib:.1f} GiB) of the disk holding {folder} is free; the nodes' kubelets evict every "
+            f"pod below {need:.0%}: free some space first"
+        ]
+    return []
+
+
+def problems(ports: bool = True) -> list[str]:
+    """Everything that stops the local cluster on this host, each with what to do; empty when it can run.
+    `ports=False` leaves out the ports (the running cluster's own)."""
+    if os.geteuid() != 0:
+        return ["the local cluster needs root (network namespaces, routes, cgroups, mounts)"]
+    found = cgroup_problems(cgroup_layout(Path("/proc/self/mounts").read_text()))
+    found += kernel_problems()
+    found += [
+        f"{c}: remove it, or run the cluster on a host where {c.split(' overlaps ')[1]} is free"
+        for c in overlaps(host_routes(), host_addresses())
+    ]
+    found += busy_ports() if ports else []
+    found += disk_problems(paths.STATE)
+    return found

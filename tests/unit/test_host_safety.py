@@ -1,0 +1,115 @@
+"""The local cluster on a shared host: private files, one command at a time, a preflight that names conflicts, and
+folders it may use (no cluster needed; tests/integration proves the rest on a real one)."""
+
+import multiprocessing
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from netconform.cluster import lock, paths, preflight
+from netconform.cluster.files import private_dir, write_private
+from netconform.cluster.preflight import Address, Route, cgroup_layout, cgroup_problems, overlaps
+
+
+def test_a_private_file_is_0600_from_its_first_byte_and_replaces_atomically(tmp_path):
+    folder = private_dir(tmp_path / "pki")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    old = os.umask(0)  # the widest umask: the mode still comes from the creation call, not from it
+    try:
+        write_private(folder / "a.key", "secret")
+        write_private(folder / "a.key", b"newer")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((folder / "a.key").stat().st_mode) == 0o600
+    assert (folder / "a.key").read_bytes() == b"newer" and [p.name for p in folder.iterdir()] == ["a.key"]
+
+
+def _hold(cache: str, started, release) -> None:  # another process holding the lock
+    paths.CACHE = Path(cache)
+    with lock.held():
+        started.set()
+        release.wait(20)
+
+
+def test_a_second_command_refuses_under_no_wait_and_waits_otherwise(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "CACHE", tmp_path)
+    ctx = multiprocessing.get_context("fork")
+    started, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold, args=(str(tmp_path), started, release))
+    holder.start()
+    try:
+        assert started.wait(20)
+        with pytest.raises(lock.Busy, match=rf"pid {holder.pid}\) is running `up`, `down` or a build"):
+            with lock.held(wait=False):
+                pass
+        said: list[str] = []
+        with pytest.raises(lock.Busy, match="for more than"):
+            with lock.held(say=said.append, wait_s=0.5):
+                pass
+        assert said == [f"waiting for another netconform cluster command (pid {holder.pid}) to finish"]
+        release.set()
+        t0 = time.monotonic()
+        with lock.held(wait_s=20), lock.held(wait=False):  # re-entrant within one process (up cleans up via down)
+            assert time.monotonic() - t0 < 20
+    finally:
+        release.set()
+        holder.join(20)
+
+
+def test_routes_and_addresses_inside_the_cluster_ranges_are_named_but_not_ours_or_elsewhere():
+    routes = [
+        Route("default", "eth0"),
+        Route("10.244.3.0/24", "wg0"),  # inside the pod range
+        Route("10.0.0.0/8", "vpn0"),  # around both the pod and the Service range
+        Route("10.244.1.0/24", "ncbr0"),  # our own bridge's
+        Route("192.168.0.0/16", "eth0"),
+    ]
+    addresses = [Address("172.28.0.7/24", "docker1"), Address("192.168.1.5/24", "eth0")]
+    found = overlaps(routes, addresses)
+    assert found == [
+        "route 10.244.3.0/24 dev wg0 overlaps 10.244.0.0/16 (pod addresses)",
+        "route 10.0.0.0/8 dev vpn0 overlaps 10.244.0.0/16 (pod addresses)",
+        "route 10.0.0.0/8 dev vpn0 overlaps 10.96.0.0/16 (Service addresses)",
+        "address 172.28.0.7/24 on docker1 overlaps 172.28.0.0/24 (the node bridge and LoadBalancer pool)",
+    ]
+
+
+HYBRID = """cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0
+cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,cpu,cpuacct 0 0
+cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0"""
+UNIFIED = "cgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\nproc /proc proc rw 0 0"
+
+
+def test_the_cgroup_layout_is_read_from_the_mounts_and_a_v2_only_host_is_told_before_building():
+    assert cgroup_layout(HYBRID) == preflight.CgroupLayout("v1", "/sys/fs/cgroup/unified")
+    assert cgroup_layout(UNIFIED) == preflight.CgroupLayout("v2", "/sys/fs/cgroup")
+    assert cgroup_problems(cgroup_layout(HYBRID)) == []
+    (problem,) = cgroup_problems(cgroup_layout(UNIFIED))
+    assert "cgroup v2 only" in problem and "systemd.unified_cgroup_hierarchy=0" in problem
+
+
+def test_a_disk_fuller_than_the_eviction_threshold_is_refused(tmp_path):
+    assert preflight.disk_problems(tmp_path / "not" / "there", need=0.0) == []
+    (problem,) = preflight.disk_problems(tmp_path, need=1.0)
+    assert "is free; the nodes' kubelets evict every pod below 100%" in problem
+
+
+@pytest.mark.parametrize("bad", ["", ".", "state", "/", "/var"])
+def test_state_and_cache_folders_must_be_absolute_and_deep(monkeypatch, bad):
+    monkeypatch.setattr(paths, "STATE", Path(bad))
+    (problem,) = paths.problems()
+    assert problem.startswith("NETCONFORM_STATE=") and "absolute path at least two folders deep" in problem
+
+
+def test_an_empty_state_variable_means_the_default_not_the_current_folder(monkeypatch):
+    import importlib
+
+    monkeypatch.setenv("NETCONFORM_STATE", "")
+    try:
+        assert str(importlib.reload(paths).STATE) == "/var/lib/netconform"
+    finally:
+        monkeypatch.delenv("NETCONFORM_STATE")
+        importlib.reload(paths)
