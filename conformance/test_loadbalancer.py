@@ -153,6 +153,13 @@ def neighbour_state(address: str) -> str:
     return out.stdout.strip() or "no entry"
 
 
+ANNOUNCE_HINT = (
+    "pods reach the address through the service proxy on their own node; the runner needs a node to announce it "
+    "(layer 2: answer ARP for it; BGP: advertise a route). No answer from the runner while pods pass means no node "
+    "announces it"
+)
+
+
 def runner_answer(
     diagnose: Diagnose,
     cluster: ClusterHandle,
@@ -194,9 +201,7 @@ def runner_answer(
                     url,
                 ]
             ),
-            hint="pods reach the address through the service proxy on their own node; the runner needs a node to "
-            "announce it (layer 2: answer ARP for it; BGP: advertise a route). No answer from the runner while pods "
-            "pass means no node announces it",
+            hint=ANNOUNCE_HINT,
         )
 
 
@@ -243,7 +248,8 @@ def test_loadbalancer_carries_1_mib_each_way(
             diagnose,
             lb.url,
             "a 1 MiB transfer between the runner and the LoadBalancer address does not arrive whole",
-            [lb.describe()],
+            [lb.describe(), f"the runner's neighbour entry for {lb.address}: {neighbour_state(lb.address)}"],
+            hint=ANNOUNCE_HINT,
         )
 
 
