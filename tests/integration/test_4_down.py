@@ -73,7 +73,7 @@ def routes() -> str:
 
 def test_up_refuses_a_route_that_overlaps_its_ranges_and_touches_no_route():
     """A route in the pod range already on the host: `up` names it and stops before building or starting anything."""
-    subprocess.run(["ip", "link", "add", "ncdummy9", "type", "dummy"], check=True, timeout=30)
+    subprocess.run(["ip", "link", "add", "ncdummy9", "type", "bridge"], check=True, timeout=30)
     try:
         subprocess.run(["ip", "addr", "add", "10.244.250.1/24", "dev", "ncdummy9"], check=True, timeout=30)
         subprocess.run(["ip", "link", "set", "ncdummy9", "up"], check=True, timeout=30)
