@@ -25,6 +25,9 @@ from netconform.probes import ProbePod
 
 pytestmark = pytest.mark.certmanager
 
+#: The run's probe pod is this module's client: no check here depends on the client's namespace.
+SHARED_CLIENT = True
+
 CM = "cert-manager.io/v1"
 ISSUE_S = 60.0  # measured here: ~2 s for a CA issuer, ~15 s through ACME HTTP-01
 ACCOUNT_S = 10.0  # an ACME account registration with the server; ~0.1 s against the local Pebble

@@ -23,6 +23,9 @@ from netconform.probes import ProbePod
 
 pytestmark = pytest.mark.clusterip
 
+#: The run's probe pod is this module's client: no check here depends on the client's namespace.
+SHARED_CLIENT = True
+
 REPLICAS = 3
 #: Services with a short session affinity: each client's affinity to a replica lapses after this long idle. Many
 #: of them, because one lapse lands on the same replica again with probability 1/3: all of them 3^-LAPSES.
@@ -36,8 +39,9 @@ def prestart(stage: Stage) -> None:
     ws.request_server("web", replicas=REPLICAS)
     ws.apply(ws.render("clusterip", "mixed"))
     ws.apply(ws.render("clusterip", "drain", STAYING_SET="spare"))
-    for node in nodes_under_test(stage.cluster):
-        ws.request_pinned_client(node)
+    if stage.run:
+        for node in nodes_under_test(stage.cluster):
+            stage.run.request_pinned_client(node)
     request_services(ws)
 
 
@@ -354,6 +358,7 @@ def test_clusterip_internal_traffic_policy_local_stays_on_the_client_node(
     diagnose: Diagnose,
     cluster: ClusterHandle,
     workloads: Workloads,
+    run_workloads: Workloads,
     services: dict[str, ServiceRef],
 ) -> None:
     """internalTrafficPolicy Local, from a pod on every tested node: 20 requests reach only the replicas on the
@@ -361,7 +366,7 @@ def test_clusterip_internal_traffic_policy_local_stays_on_the_client_node(
     proxy.require()
     replicas = current_replicas(workloads)
     ip = services["node-local"].cluster_ip
-    clients = {n: workloads.pinned_client(n) for n in nodes_under_test(cluster)}
+    clients = {n: run_workloads.pinned_client(n) for n in nodes_under_test(cluster)}
     with ThreadPoolExecutor(max_workers=len(clients)) as pool:
         rounds = dict(
             zip(clients, pool.map(lambda c: probes.echo_round(c, [f"tcp:{ip}:80"] * 20), clients.values()), strict=True)

@@ -26,12 +26,6 @@ def prestart(stage: Stage) -> None:
     stage.workloads.request_server("web", replicas=replicas(stage.cluster))
 
 
-def prestart_privileged(stage: Stage) -> None:
-    """A probe pod in each node's own network namespace."""
-    for node in stage.cluster.info.schedulable_nodes:
-        stage.workloads.request_node_client(node.name)
-
-
 @pytest.fixture(scope="module")
 def web(workloads: Workloads, cluster: ClusterHandle) -> Backend:
     """A Deployment with a pod on every node (at least 3 pods)."""
@@ -121,13 +115,13 @@ def test_cni_pod_mtu_is_not_above_the_node_mtu(
     diagnose: Diagnose,
     cluster: ClusterHandle,
     workloads: Workloads,
-    privileged_workloads: Workloads,
+    node_clients: Workloads,
     web: Backend,
     node_name: str,
 ) -> None:
     """The pods' eth0 MTU is not above the MTU of the node's own interface (the one with its InternalIP)."""
     node = next(n for n in cluster.info.nodes if n.name == node_name)
-    host = privileged_workloads.node_client(node_name)
+    host = node_clients.node_client(node_name)
     out = host.run(["ip", "-o", "addr", "show"]).stdout
     dev = next((line.split()[1] for line in out.splitlines() if f"inet {node.internal_ip}/" in line), None)
     diagnose.check(
@@ -180,13 +174,13 @@ def first_config(listing: list[str]) -> str | None:
 
 @pytest.mark.privileged
 def test_cni_configuration_is_valid_on_every_node(
-    diagnose: Diagnose, cluster: ClusterHandle, privileged_workloads: Workloads, node_name: str
+    diagnose: Diagnose, cluster: ClusterHandle, node_clients: Workloads, node_name: str
 ) -> None:
     """The node's first CNI config parses, has a cniVersion, and every plugin type exists in the CNI bin dir."""
     node = next(n for n in cluster.info.nodes if n.name == node_name)
     conf_dir = node.cni_conf_dir or cluster.settings.cni_conf_dir
     bin_dir = node.cni_bin_dir or cluster.settings.cni_bin_dir
-    host = privileged_workloads.node_client(node_name)
+    host = node_clients.node_client(node_name)
     ls = host.run(["ls", "-1", f"/host{conf_dir}"])
     first = first_config(ls.stdout.split())
     diagnose.check(

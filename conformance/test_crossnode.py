@@ -51,12 +51,6 @@ def prestart(stage: Stage) -> None:
     request_remote_services(stage.cluster, stage.workloads)
 
 
-def prestart_privileged(stage: Stage) -> None:
-    """A probe pod in each node's own network namespace."""
-    for node in pinned(stage.cluster):
-        stage.workloads.request_node_client(node)
-
-
 @pytest.fixture(scope="module")
 def node_pods(cluster: ClusterHandle, workloads: Workloads) -> dict[str, ProbePod]:
     """One nc-echo pod pinned to each node (server and client at once); node name -> pod."""
@@ -224,13 +218,13 @@ def node_ip_of(cluster: ClusterHandle, node: str) -> str:
 @pytest.fixture(scope="module")
 def node_probes(
     cluster: ClusterHandle,
-    privileged_workloads: Workloads,
+    node_clients: Workloads,
     node_pods: dict[str, ProbePod],
     node_pairs: list[tuple[str, str]],
 ) -> PairProbes:
     """Node to pod (a hostNetwork pod on node a to the pod on node b) and pod to node (the pod on b pings a's
     address), for every pair, probed together: one exec per node's host pod and one per pod."""
-    hosts = {node: privileged_workloads.node_client(node) for node in node_pods}
+    hosts = {node: node_clients.node_client(node) for node in node_pods}
     table: dict[tuple[str, str, str], tuple[probes.PodProbe[Any], int]] = {}
     for a, b in node_pairs:
         table[(a, b, "node-to-pod")] = (probes.tcp_probe(hosts[a], node_pods[b].ip, 8080), 3)

@@ -27,8 +27,9 @@ def prestart(stage: Stage) -> None:
     ws.request_server("web", replicas=1)
     ws.service("clusterip", "service", NAME="web")
     ws.apply(member_docs(stage.cluster, ws))
-    for node in nodes_under_test(stage.cluster):
-        ws.request_pinned_client(node)
+    if stage.run:
+        for node in nodes_under_test(stage.cluster):
+            stage.run.request_pinned_client(node)
 
 
 def member_docs(cluster: ClusterHandle, ws: Workloads) -> list[dict[str, Any]]:
@@ -204,7 +205,7 @@ def dns_replicas(cluster: ClusterHandle) -> dict[str, tuple[str, str]]:
 
 
 def test_dns_every_replica_answers_from_every_node(
-    diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads, observe: Observer
+    diagnose: Diagnose, cluster: ClusterHandle, run_workloads: Workloads, observe: Observer
 ) -> None:
     """Every cluster DNS replica, asked directly (not through the Service), answers the API server's name from a
     pod on every tested node: one replica that is down or failing is named here even while lookups through the
@@ -212,7 +213,7 @@ def test_dns_every_replica_answers_from_every_node(
     precondition: when that fails, this check is the one that says which replica is silent.)"""
     replicas = dns_replicas(cluster)
     name = f"kubernetes.default.svc.{cluster.info.cluster_domain}"
-    clients = {n: workloads.pinned_client(n) for n in nodes_under_test(cluster)}
+    clients = {n: run_workloads.pinned_client(n) for n in nodes_under_test(cluster)}
     pairs = [(node, ip) for node in clients for ip in replicas]
 
     def ask(pair: tuple[str, str]) -> probes.DnsAnswer:

@@ -17,6 +17,9 @@ from netconform.probes import HttpResult, ProbePod
 
 pytestmark = pytest.mark.ingress
 
+#: The run's probe pod is this module's client: no check here depends on the client's namespace.
+SHARED_CLIENT = True
+
 
 def request_routes(workloads: Workloads, ingress_class: str, hosts: Hosts) -> None:
     """The module's Ingresses: blue/green by host, and the path rules."""

@@ -30,6 +30,9 @@ from netconform.probes import ProbePod
 
 pytestmark = pytest.mark.loadbalancer
 
+#: The run's probe pod is this module's client: no check here depends on the client's namespace.
+SHARED_CLIENT = True
+
 REPLICAS = 2
 #: A source outside loadBalancerSourceRanges gets no answer within this long.
 DENIED_S = 2.0

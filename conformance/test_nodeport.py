@@ -21,6 +21,9 @@ from netconform.probes import HttpResult, ProbePod
 
 pytestmark = pytest.mark.nodeport
 
+#: The run's probe pod is this module's client: no check here depends on the client's namespace.
+SHARED_CLIENT = True
+
 NODEPORT_RANGE = range(30000, 32768)  # the API server's default --service-node-port-range
 
 
@@ -34,9 +37,7 @@ def prestart(stage: Stage) -> None:
 
 
 def prestart_privileged(stage: Stage) -> None:
-    """A probe pod in each node's own network namespace, and a hostPort server on each tested node."""
-    for node in stage.cluster.info.schedulable_nodes:
-        stage.workloads.request_node_client(node.name)
+    """A hostPort server on each tested node."""
     for name in nodes_under_test(stage.cluster):
         stage.workloads.apply(hostport_docs(stage.workloads, name))
 
@@ -230,14 +231,14 @@ def test_nodeport_answers_on_localhost_of_every_node(
     proxy: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
-    privileged_workloads: Workloads,
+    node_clients: Workloads,
     service: ServiceRef,
     web: Backend,
     node_name: str,
 ) -> None:
     """On each node itself (a hostNetwork pod), localhost:<nodePort> answers."""
     proxy.require()
-    node_client = privileged_workloads.node_client(node_name)
+    node_client = node_clients.node_client(node_name)
     url = f"http://127.0.0.1:{service.node_port()}/hostname"
     diagnose.involve(service.namespace, *web.names)
     expect_backend(

@@ -24,6 +24,9 @@ from netconform.probes import ProbePod, TlsResult
 
 pytestmark = pytest.mark.tls
 
+#: The run's probe pod is this module's client: no check here depends on the client's namespace.
+SHARED_CLIENT = True
+
 
 def prestart(stage: Stage) -> None:
     """The ingress backends, requested at the start of the run."""
@@ -134,6 +137,7 @@ def secret_certificate(cluster: ClusterHandle, namespace: str, name: str) -> x50
 def test_tls_own_certificate_from_a_secret_is_served_and_valid(
     ingress_reach: Precondition,
     diagnose: Diagnose,
+    workloads: Workloads,
     cluster: ClusterHandle,
     client: ProbePod,
     ingress_controller: IngressController,
@@ -143,7 +147,7 @@ def test_tls_own_certificate_from_a_secret_is_served_and_valid(
     """With SNI for the host, the controller serves the Secret's certificate: it chains to the CA, names the host,
     and is inside its validity window with --min-cert-days left."""
     ingress_reach.require()
-    configured = secret_certificate(cluster, client.namespace, "secure-tls")
+    configured = secret_certificate(cluster, workloads.namespace, "secure-tls")
     want = configured.fingerprint(hashes.SHA256())
     got = diagnose.until(
         lambda: served(client, ingress_controller, own_cert.host),
@@ -151,7 +155,7 @@ def test_tls_own_certificate_from_a_secret_is_served_and_valid(
         via=client,
         what=f"the certificate from Secret secure-tls is not served for {own_cert.host}",
         expected=f"leaf {certs.describe(configured)}",
-        objects=[f"secret {client.namespace}/secure-tls", f"ingress {client.namespace}/secure"],
+        objects=[f"secret {workloads.namespace}/secure-tls", f"ingress {workloads.namespace}/secure"],
         observed=lambda last: certs.describe(last.chain[0]) if last.chain else f"no handshake: {last.error}",
         deadline_s=30,
     )
@@ -166,7 +170,7 @@ def test_tls_own_certificate_from_a_secret_is_served_and_valid(
         f"the served certificate for {own_cert.host} is not valid: {problem}",
         expected=f"chains to the suite's CA, names {own_cert.host}, valid now",
         observed=f"{problem}; {certs.describe(leaf)}",
-        objects=[f"secret {client.namespace}/secure-tls"],
+        objects=[f"secret {workloads.namespace}/secure-tls"],
         reproduce=client.repro(got.command),
     )
 
@@ -174,6 +178,7 @@ def test_tls_own_certificate_from_a_secret_is_served_and_valid(
 def test_tls_http_redirects_to_https(
     ingress_reach: Precondition,
     diagnose: Diagnose,
+    workloads: Workloads,
     cluster: ClusterHandle,
     client: ProbePod,
     ingress_controller: IngressController,
@@ -194,5 +199,5 @@ def test_tls_http_redirects_to_https(
         via=client,
         what=f"HTTP for {own_cert.host} does not redirect to HTTPS",
         expected=f"301/302/307/308 with Location: {want}",
-        objects=[f"ingress {client.namespace}/secure {ingress_controller.profile.redirect_annotations}"],
+        objects=[f"ingress {workloads.namespace}/secure {ingress_controller.profile.redirect_annotations}"],
     )
