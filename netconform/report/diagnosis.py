@@ -128,8 +128,12 @@ def localize(cells: list[Cell]) -> tuple[str, str]:
 
 
 def first_line(message: str) -> str:
-    """A failure's first line, past the worker banner xdist puts above it."""
+    """A failure's first line, past the worker banner xdist puts above it; for an exception's traceback, its first
+    `E` line (the error), not the code around it."""
     lines = [line for line in message.strip().splitlines() if line.strip() and not WORKER_BANNER.match(line)]
+    errors = [line[1:].strip() for line in lines if line.startswith("E   ")]
+    if errors:
+        return errors[0]
     return lines[0].strip() if lines else ""
 
 

@@ -118,3 +118,12 @@ def test_the_worker_banner_of_xdist_is_not_taken_for_the_cause():
     message = "[gw3] linux -- Python 3.11.7 /x/python\nthe ingress does not serve the issued certificate"
     finding = diagnose(run([check("test_certmanager_acme", "certmanager", FAILED, message)]))
     assert finding.evidence == ("test_certmanager_acme: the ingress does not serve the issued certificate",)
+
+
+def test_an_exception_is_quoted_by_its_error_line_not_by_the_code_around_it():
+    message = (
+        "ingress_reach = <Precondition object>\n\n    def test_x():\n>       load(secret)\n"
+        "E       ValueError: Unable to load PEM file\n\nconformance/test_tls.py:134: ValueError"
+    )
+    finding = diagnose(run([check("test_tls_own_certificate", "tls", FAILED, message)]))
+    assert finding.evidence == ("test_tls_own_certificate: ValueError: Unable to load PEM file",)
