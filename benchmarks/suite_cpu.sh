@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# One whole-suite run on the running local cluster (as benchmarks/suite.sh runs it: -n WORKERS, loadfile), and the
+# CPU the machine spent during it (user + nice + system from /proc/stat, every process: the cluster and the suite).
+# On a 2-core machine the suite is CPU-bound, so CPU seconds per run tell a change's cost better than wall time.
+# Usage: benchmarks/suite_cpu.sh [RUNS]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+export PATH="$(netconform cluster bin-dir):$PATH"
+kc=$(netconform cluster kubeconfig) || exit 1
+hz=$(getconf CLK_TCK)
+for i in $(seq "${1:-1}"); do
+  kubectl --kubeconfig "$kc" wait --for=delete namespace -l netconform.io/run --timeout=120s >/dev/null 2>&1
+  read -r _ u n s _ < /proc/stat; busy0=$((u + n + s)); start=$(date +%s.%N)
+  summary=$(pytest -q -p no:randomly --kube-config="$kc" -n "${WORKERS:-4}" --dist loadfile 2>&1 | tail -1)
+  read -r _ u n s _ < /proc/stat; busy1=$((u + n + s))
+  python3 -c "print(f'run $i: wall {$(date +%s.%N) - $start:.1f}s, CPU {($busy1 - $busy0) / $hz:.1f}s  $summary')"
+done
