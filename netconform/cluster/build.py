@@ -13,12 +13,13 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import paths
+from . import lock, paths
 
 #: Deadline of one `go build` or `go mod download` (the cold Kubernetes build measured ~6 min on 2 cores).
 GO_TIMEOUT_S = 3600
@@ -320,9 +321,17 @@ def is_built(recipe: GoRecipe) -> bool:
 
 
 def build(recipe: GoRecipe, say: Callable[[str], None] = print) -> Path:
-    """Build (or find in the cache) the binaries of one recipe; return their directory."""
+    """Build (or find in the cache) the binaries of one recipe; return their directory. Under the cluster lock
+    (re-entrant: `up` holds it already), so two builds never share the cache's work folders."""
     out = bin_dir(recipe)
     if is_built(recipe):
+        return out
+    with lock.held(say=say):
+        return _build(recipe, out, say)
+
+
+def _build(recipe: GoRecipe, out: Path, say: Callable[[str], None]) -> Path:
+    if is_built(recipe):  # built by whoever held the lock before us
         return out
     src = paths.CACHE / "src" / f"{recipe.name}-{recipe.key}"
     src.mkdir(parents=True, exist_ok=True)
@@ -338,8 +347,9 @@ def build(recipe: GoRecipe, say: Callable[[str], None] = print) -> Path:
     started = time.monotonic()
     say(f"building {recipe.name} {recipe.version} (log {log})")
     _run(["go", "mod", "tidy"], src, log, recipe.name)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp."))
+    tmp.chmod(0o755)  # mkdtemp's 0700; the binaries' folder stays readable as before
     ldflags = " ".join(("-s", "-w", *recipe.ldflags))
     base = ["go", "build", "-trimpath", "-ldflags", ldflags, "-o"]
     if recipe.packages:
