@@ -123,8 +123,8 @@ def localize(cells: list[Cell]) -> tuple[str, str]:
     candidates = [n for n, part in share.items() if part >= NODE_SHARE and any(n not in (c.src, c.dst) for c in passed)]
     if len(candidates) == 1:
         (node,) = candidates
-        ends = sum(node in (c.src, c.dst) for c in failed)
-        return node, f"{ends} of {len(failed)} failed probes have an end on {node}; probes among other nodes passed"
+        touching = sum(node in (c.src, c.dst) for c in failed)
+        return node, f"{touching} of {len(failed)} failed probes have an end on {node}; probes among other nodes passed"
     if all(c.src != c.dst for c in failed) and all(c.ok for c in cells if c.src == c.dst):
         nodes = sorted({c.src for c in failed} | {c.dst for c in failed})
         return (
