@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from fixtures import bulk
 from fixtures.cluster import ClusterHandle, nodes_under_test
 from fixtures.diagnostics import Diagnose
 from fixtures.observations import Observer
@@ -204,7 +205,7 @@ def test_crossnode_path_mtu(
         diagnose.check(
             res.ok,
             f"a 1 MiB transfer each way between {node_pair[0]} and {node_pair[1]} does not arrive whole",
-            expected=f"{MIB} bytes read by the server and {MIB} bytes received back, both HTTP 200",
+            expected=bulk.EXPECTED,
             observed=res.summary() + ("" if res.up_sent or res.down_received else " (a black hole for large packets?)"),
             objects=objects(src, dst),
             reproduce=src.repro(upload.command),

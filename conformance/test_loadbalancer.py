@@ -65,6 +65,11 @@ def outsider(workloads: Workloads) -> ProbePod:
     return workloads.client("outsider")
 
 
+def answered_by(backend: Backend) -> Callable[[probes.HttpResult], bool]:
+    """An HTTP 200 whose body names one of `backend`'s pods (its /hostname)."""
+    return lambda r: r.ok and r.body.strip() in backend.names
+
+
 def runner_reaches(cluster: ClusterHandle) -> bool:
     """Whether the runner's own address is the one a LoadBalancer sees (no NAT between): the local cluster."""
     return cluster.info.local_cluster
@@ -216,7 +221,7 @@ def test_loadbalancer_gets_an_address_that_answers(
     lb = address_of(cluster, balancers["web"])
     diagnose.until(
         probes.http_probe(client, f"{lb.url}/hostname"),
-        lambda r: r.ok and r.body.strip() in web.names,
+        answered_by(web),
         via=client,
         what="the LoadBalancer address does not answer a pod with a backend",
         expected=f"HTTP 200 from one of {sorted(web.names)}",
@@ -228,7 +233,7 @@ def test_loadbalancer_gets_an_address_that_answers(
             cluster,
             lb,
             "/hostname",
-            lambda r: r.ok and r.body.strip() in web.names,
+            answered_by(web),
             "the LoadBalancer address answers pods but not the runner, outside the cluster",
             f"HTTP 200 from one of {sorted(web.names)}",
         )
@@ -336,7 +341,7 @@ def test_loadbalancer_source_ranges_keep_other_sources_out(
     url = f"{lb.url}/hostname"
     diagnose.until(
         probes.http_probe(client, url),
-        lambda r: r.ok and r.body.strip() in web.names,
+        answered_by(web),
         via=client,
         what="the LoadBalancer address does not answer the one source its ranges admit",
         expected=f"HTTP 200 from one of {sorted(web.names)}",
@@ -427,7 +432,7 @@ def test_loadbalancer_routes_hosts_to_backends_over_http_and_https(
         url = f"{scheme}://{host}:{port}/hostname"
         diagnose.until(
             probes.http_probe(client, url, resolve=f"{host}:{port}:{lb.address}", insecure=scheme == "https"),
-            lambda r: r.ok and r.body.strip() in web.names,
+            answered_by(web),
             via=client,
             what=f"Host {host} does not route through the ingress controller's LoadBalancer address over "
             f"{scheme.upper()}",
@@ -442,7 +447,7 @@ def test_loadbalancer_routes_hosts_to_backends_over_http_and_https(
             cluster,
             lb,
             "/hostname",
-            lambda r: r.ok and r.body.strip() in web.names,
+            answered_by(web),
             f"Host {host} does not route through the ingress controller's LoadBalancer address from the runner over "
             f"{scheme.upper()}",
             f"HTTP 200 from one of {sorted(web.names)}",

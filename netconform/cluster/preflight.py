@@ -45,27 +45,17 @@ class Address:
 
 def overlaps(routes: list[Route], addresses: list[Address], ours: str = config.BRIDGE) -> list[str]:
     """Every existing route or address (not on our own bridge) inside or around a range the cluster needs."""
+    taken: list[tuple[str, str]] = [(r.dst, f"route {r.dst} dev {r.dev}") for r in routes if r.dev != ours]
+    taken += [(a.prefix, f"address {a.prefix} on {a.dev}") for a in addresses if a.dev != ours]
     found = []
-    for r in routes:
-        if r.dev == ours or r.dst == "default":
-            continue
+    for prefix, what_it_is in taken:
         try:
-            net = ipaddress.ip_network(r.dst, strict=False)
+            net = ipaddress.ip_interface(prefix).network  # a route's prefix or an address with its length
         except ValueError:
-            continue
+            continue  # "default" and other non-prefixes
         for rng, what in RANGES.items():
             if net.version == rng.version and net.overlaps(rng):
-                found.append(f"route {r.dst} dev {r.dev} overlaps {rng} ({what})")
-    for a in addresses:
-        if a.dev == ours:
-            continue
-        try:
-            net = ipaddress.ip_interface(a.prefix).network
-        except ValueError:
-            continue
-        for rng, what in RANGES.items():
-            if net.version == rng.version and net.overlaps(rng):
-                found.append(f"address {a.prefix} on {a.dev} overlaps {rng} ({what})")
+                found.append(f"{what_it_is} overlaps {rng} ({what})")
     return found
 
 

@@ -79,13 +79,18 @@ def diagnosis_box(run: Run, finding: Finding | None) -> str:
     )
 
 
-def areas_table(results: list[CheckResult]) -> str:
-    by_area: dict[str, list[CheckResult]] = defaultdict(list)
+def by_area(results: list[CheckResult]) -> list[tuple[str, list[CheckResult]]]:
+    """The results grouped by area, areas in name order."""
+    groups: dict[str, list[CheckResult]] = defaultdict(list)
     for r in results:
-        by_area[r.area].append(r)
+        groups[r.area].append(r)
+    return sorted(groups.items())
+
+
+def areas_table(results: list[CheckResult]) -> str:
     head = "".join(f"<th class=num>{k}</th>" for k in OUTCOMES)
     rows = []
-    for area, rs in sorted(by_area.items()):
+    for area, rs in by_area(results):
         c = counts(rs)
         cells = "".join(f"<td class=num style='color:{COLOURS[k] if c[k] else '#bbb'}'>{c[k]}</td>" for k in OUTCOMES)
         seconds = sum(r.seconds for r in rs)
@@ -245,12 +250,9 @@ def check_row(r: CheckResult) -> str:
 
 
 def checks_section(results: list[CheckResult]) -> str:
-    by_area: dict[str, list[CheckResult]] = defaultdict(list)
-    for r in results:
-        by_area[r.area].append(r)
     rank = {k: i for i, k in enumerate((FAILED, UNSUPPORTED, SKIPPED, NOT_APPLICABLE, PASSED))}
     out = ["<h2>Checks</h2>"]
-    for area, rs in sorted(by_area.items()):
+    for area, rs in by_area(results):
         rs = sorted(rs, key=lambda r: (rank.get(r.outcome, 9), r.test))
         out.append(f"<h3 id='area-{escape(area)}'>{escape(area)}</h3><ul>{''.join(check_row(r) for r in rs)}</ul>")
     return "".join(out)
