@@ -8,7 +8,25 @@ import os
 import sys
 
 from . import __version__
-from .errors import NetconformError
+from .cluster import config
+from .errors import NetconformError, UsageError
+
+
+def _ranges(args: argparse.Namespace) -> config.Ranges:
+    """The options' ranges; a wrong one is a UsageError (one line naming the option, exit 2)."""
+    try:
+        return config.Ranges.parse(args.node_subnet, args.pod_cidr, args.service_cidr)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _range_options(p: argparse.ArgumentParser) -> None:
+    d = config.DEFAULT_RANGES
+    p.add_argument(
+        "--node-subnet", help=f"the node bridge and LoadBalancer pool, /24 or larger (default {d.node_subnet})"
+    )
+    p.add_argument("--pod-cidr", help=f"pod addresses, a /24 per node, /22 or larger (default {d.pod_cidr})")
+    p.add_argument("--service-cidr", help=f"Service addresses, /12 to /24 (default {d.service_cidr})")
 
 
 def _cluster_up(args: argparse.Namespace) -> int:
@@ -17,6 +35,7 @@ def _cluster_up(args: argparse.Namespace) -> int:
 
     try:
         path = lifecycle.up(
+            ranges=_ranges(args),
             nodes=args.nodes,
             kubernetes_version=args.kubernetes_version,
             network_policy=args.network_policy,
@@ -54,10 +73,15 @@ def _cluster_preflight(args: argparse.Namespace) -> int:
     """What stops the local cluster on this host (what `up` checks before building anything)."""
     from .cluster import lifecycle, preflight
 
+    try:
+        ranges = _ranges(args)
+    except UsageError as e:
+        print(f"netconform: {e}", file=sys.stderr)
+        return 2
     running = lifecycle.healthy()
     if running:
         print("netconform: the local cluster is running: its ports are its own and are not checked", file=sys.stderr)
-    found = preflight.problems(ports=not running)
+    found = preflight.problems(ranges, ports=not running)
     for line in found:
         print(f"netconform: {line}", file=sys.stderr)
     if not found:
@@ -144,7 +168,6 @@ def _images(args: argparse.Namespace) -> int:
     """Print every image a run will use, one per line, as the run names them (after --image-registry): the list to
     mirror into an air-gapped registry."""
     from . import manifests
-    from .errors import UsageError
     from .settings import resolve
 
     cli = {"image": args.image, "image_registry": args.image_registry}
@@ -184,13 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--no-wait", action="store_true", help="refuse at once if another cluster command is running")
     p.add_argument("--retain", action="store_true", help="after a failed or interrupted up, keep what it started")
+    _range_options(p)
     p.set_defaults(func=_cluster_up)
     p = cluster.add_parser("down", help="remove everything the local cluster created")
     p.add_argument("--no-wait", action="store_true", help="refuse at once if another cluster command is running")
     p.set_defaults(func=_cluster_down)
-    cluster.add_parser(
-        "preflight", help="check this host can run the local cluster (up does, before building)"
-    ).set_defaults(func=_cluster_preflight)
+    p = cluster.add_parser("preflight", help="check this host can run the local cluster (up does, before building)")
+    _range_options(p)
+    p.set_defaults(func=_cluster_preflight)
     cluster.add_parser("status", help="nodes, processes, kubeconfig").set_defaults(func=_cluster_status)
     cluster.add_parser("kubeconfig", help="print the kubeconfig path").set_defaults(func=_cluster_kubeconfig)
     cluster.add_parser("bin-dir", help="print the directory of the cluster's binaries (kubectl)").set_defaults(

@@ -41,7 +41,7 @@ def start_etcd(bins: Path, pki: ClusterPKI) -> None:
     )
 
 
-def start_apiserver(bins: Path, pki: ClusterPKI) -> None:
+def start_apiserver(bins: Path, pki: ClusterPKI, ranges: config.Ranges) -> None:
     p = pki
     procs.start(
         "kube-apiserver",
@@ -51,8 +51,8 @@ def start_apiserver(bins: Path, pki: ClusterPKI) -> None:
             f"--etcd-cafile={p.etcd_ca.cert}",
             f"--etcd-certfile={p.etcd_client.cert}",
             f"--etcd-keyfile={p.etcd_client.key}",
-            f"--bind-address={config.HOST_IP}",
-            f"--advertise-address={config.HOST_IP}",
+            f"--bind-address={ranges.host_ip}",
+            f"--advertise-address={ranges.host_ip}",
             f"--secure-port={config.API_PORT}",
             f"--client-ca-file={p.ca.cert}",
             f"--tls-cert-file={p.apiserver.cert}",
@@ -60,7 +60,7 @@ def start_apiserver(bins: Path, pki: ClusterPKI) -> None:
             f"--service-account-key-file={p.sa_pub}",
             f"--service-account-signing-key-file={p.sa_key}",
             "--service-account-issuer=https://kubernetes.default.svc",
-            f"--service-cluster-ip-range={config.SERVICE_CIDR}",
+            f"--service-cluster-ip-range={ranges.service_cidr}",
             f"--service-node-port-range={config.NODEPORT_RANGE}",
             f"--kubelet-client-certificate={p.apiserver_kubelet_client.cert}",
             f"--kubelet-client-key={p.apiserver_kubelet_client.key}",
@@ -83,7 +83,7 @@ def start_apiserver(bins: Path, pki: ClusterPKI) -> None:
     )
 
 
-def start_controller_manager(bins: Path, pki: ClusterPKI, kubeconfig: Path) -> None:
+def start_controller_manager(bins: Path, pki: ClusterPKI, kubeconfig: Path, ranges: config.Ranges) -> None:
     procs.start(
         "kube-controller-manager",
         [
@@ -99,9 +99,9 @@ def start_controller_manager(bins: Path, pki: ClusterPKI, kubeconfig: Path) -> N
             f"--cluster-signing-key-file={pki.ca.key}",
             "--use-service-account-credentials",
             "--allocate-node-cidrs",
-            f"--cluster-cidr={config.POD_CIDR}",
+            f"--cluster-cidr={ranges.pod_cidr}",
             "--node-cidr-mask-size=24",
-            f"--service-cluster-ip-range={config.SERVICE_CIDR}",
+            f"--service-cluster-ip-range={ranges.service_cidr}",
             "--leader-elect=false",
             "--controllers=*,-cloud-node-lifecycle",
             "--v=1",

@@ -100,6 +100,10 @@ class Cluster:
     bins: Path
     kubeconfig: Path
 
+    @property
+    def ranges(self) -> config.Ranges:
+        return self.nodes[0].ranges
+
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         argv = [str(self.bins / "kubectl"), f"--kubeconfig={self.kubeconfig}", "--request-timeout=30s", *args]
         try:
@@ -141,9 +145,11 @@ class HostNotReady(UsageError):
 
 
 def shape(meta: dict[str, object]) -> str:
+    ranges = config.Ranges.from_meta(meta)
     return (
         f"{meta.get('nodes')} node(s), Kubernetes {meta.get('kubernetes_version')}, network policy "
-        f"{meta.get('network_policy')}, load balancer {meta.get('loadbalancer')}"
+        f"{meta.get('network_policy')}, load balancer {meta.get('loadbalancer')}, node subnet {ranges.node_subnet}, "
+        f"pods {ranges.pod_cidr}, Services {ranges.service_cidr}"
     )
 
 
@@ -156,6 +162,7 @@ def up(
     recreate: bool = False,
     wait: bool = True,
     retain: bool = False,
+    ranges: config.Ranges = config.DEFAULT_RANGES,
 ) -> Path:
     """Bring the cluster up (or find it running with the same shape); return the admin kubeconfig path.
 
@@ -169,7 +176,7 @@ def up(
         raise UsageError("; ".join(paths.problems()))
     say = Stages(out, prefix=f"up {nodes} node(s): ")
     with lock.held(wait=wait, say=say), interrupts_as_keyboard_interrupt():
-        return _up(nodes, kubernetes_version, network_policy, loadbalancer, say, recreate, retain)
+        return _up(nodes, kubernetes_version, network_policy, loadbalancer, say, recreate, retain, ranges)
 
 
 @contextmanager
@@ -197,6 +204,7 @@ def _up(
     say: Stages,
     recreate: bool,
     retain: bool,
+    ranges: config.Ranges,
 ) -> Path:
     meta = read_meta()
     want: dict[str, object] = {
@@ -204,9 +212,11 @@ def _up(
         "kubernetes_version": kubernetes_version,
         "network_policy": network_policy,
         "loadbalancer": loadbalancer,
+        **ranges.as_meta(),
     }
     running = meta is not None and healthy()
-    if meta and running and all(meta.get(k) == v for k, v in want.items()):
+    same_ranges = meta is not None and config.Ranges.from_meta(meta) == ranges
+    if meta and running and same_ranges and all(meta.get(k) == v for k, v in want.items() if k not in ranges.OPTIONS):
         say(f"cluster already running ({nodes} node(s)); kubeconfig {paths.KUBECONFIG}")
         return paths.KUBECONFIG
     if meta and running and not recreate:
@@ -222,12 +232,12 @@ def _up(
     if meta or procs.recorded() or network.existing_netns() or Path(config.RUN).exists():
         say("cleaning up state of an earlier cluster")
         _down(out=lambda m: say("  " + m))
-    found = preflight.problems()
+    found = preflight.problems(ranges)
     if found:
         raise HostNotReady(
             "the host is not ready for the local cluster (nothing was built or started):\n  " + "\n  ".join(found)
         )
-    node_list = config.nodes(nodes)
+    node_list = config.nodes(nodes, ranges)
     recipes = [
         build.kubernetes_recipe(kubernetes_version),
         build.etcd_recipe(),
@@ -299,7 +309,7 @@ def _start(
         files.private_dir(d)
         (d / paths.MARKER).write_text("created by `netconform cluster up`; `netconform cluster down` removes it\n")
     paths.LOGS.mkdir(parents=True, exist_ok=True)
-    network.create_bridge()
+    network.create_bridge(cluster.ranges)
     for n in cluster.nodes:
         network.create_node_netns(n)
     say("network: bridge and node namespaces")
@@ -312,9 +322,12 @@ def _start(
     }
     clients.update({f"kubelet-{n.name}": (f"system:node:{n.name}", ("system:nodes",)) for n in cluster.nodes})
     p = pki.create(
-        paths.STATE / "pki", (config.API_SERVICE_IP, "127.0.0.1", config.HOST_IP), config.CLUSTER_DOMAIN, clients
+        paths.STATE / "pki",
+        (cluster.ranges.api_service_ip, "127.0.0.1", cluster.ranges.host_ip),
+        config.CLUSTER_DOMAIN,
+        clients,
     )
-    server = f"https://{config.HOST_IP}:{config.API_PORT}"
+    server = f"https://{cluster.ranges.host_ip}:{config.API_PORT}"
     ca = p.ca.cert.read_bytes()
     kcfg: dict[str, Path] = {}
     for stem, (cn, _) in clients.items():
@@ -328,7 +341,7 @@ def _start(
     names = images.image_names()
     for n in cluster.nodes:
         node.start_containerd(n, names["pause"])
-    controlplane.start_apiserver(k8s, p)
+    controlplane.start_apiserver(k8s, p, cluster.ranges)
     with ThreadPoolExecutor(max_workers=len(cluster.nodes)) as pool:
 
         def prep(n: Node) -> None:
@@ -341,7 +354,7 @@ def _start(
     say("containerd running, images imported on every node")
     _wait_api(cluster)
     say("kube-apiserver ready")
-    controlplane.start_controller_manager(k8s, p, kcfg["controller-manager"])
+    controlplane.start_controller_manager(k8s, p, kcfg["controller-manager"], cluster.ranges)
     controlplane.start_scheduler(k8s, kcfg["scheduler"])
     hostsys.save()  # before the first kubelet changes them
     for n in cluster.nodes:
@@ -443,13 +456,13 @@ def cert_manager_crds(_bins: Path) -> str:
 def _apply(cluster: Cluster, name: str, **extra: str) -> None:
     values = {
         "CLUSTER_DOMAIN": config.CLUSTER_DOMAIN,
-        "DNS_SERVICE_IP": config.DNS_SERVICE_IP,
+        "DNS_SERVICE_IP": cluster.ranges.dns_service_ip,
         "ADDON_NODE": cluster.nodes[0].name,
-        "INGRESS_SERVICE_IP": config.INGRESS_SERVICE_IP,
+        "INGRESS_SERVICE_IP": cluster.ranges.ingress_service_ip,
         "INGRESS_DOMAIN": config.INGRESS_DOMAIN,
         "INGRESS_HTTP_NODEPORT": str(config.INGRESS_HTTP_NODEPORT),
         "INGRESS_HTTPS_NODEPORT": str(config.INGRESS_HTTPS_NODEPORT),
-        "LB_POOL": config.LB_POOL,
+        "LB_POOL": cluster.ranges.lb_pool,
         **extra,
     }
     text = string.Template((ADDONS / name).read_text()).substitute(values)
@@ -633,7 +646,8 @@ def current() -> Cluster:
     meta = read_meta()
     if not meta:
         raise RuntimeError("no local cluster; run `netconform cluster up`")
-    return Cluster(config.nodes(int(str(meta["nodes"]))), Path(str(meta["bins"])), paths.KUBECONFIG)
+    nodes = config.nodes(int(str(meta["nodes"])), config.Ranges.from_meta(meta))
+    return Cluster(nodes, Path(str(meta["bins"])), paths.KUBECONFIG)
 
 
 def ensure_kube_proxy(cluster: Cluster) -> list[str]:

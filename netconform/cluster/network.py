@@ -24,9 +24,9 @@ def set_sysctls(settings: dict[str, str], netns: str) -> None:
     run(["sh", "-ec", script], netns=netns)
 
 
-def create_bridge() -> None:
+def create_bridge(ranges: config.Ranges) -> None:
     _ip("link", "add", config.BRIDGE, "type", "bridge")
-    _ip("addr", "add", f"{config.HOST_IP}/{config.NODE_SUBNET.prefixlen}", "dev", config.BRIDGE)
+    _ip("addr", "add", f"{ranges.host_ip}/{ranges.node_subnet.prefixlen}", "dev", config.BRIDGE)
     _ip("link", "set", config.BRIDGE, "up")
     # The bridge is the nodes' L2 segment: frames between node ports pass; the host routes nothing for them
     # (no fallback router between pod CIDRs, as on a real flat network) and nothing leaves through other links.
@@ -57,10 +57,10 @@ def create_node_netns(node: Node) -> None:
     _ip("netns", "add", node.netns)
     _ip("link", "add", node.host_veth, "type", "veth", "peer", "name", "eth0", "netns", node.netns)
     _ip("link", "set", node.host_veth, "master", config.BRIDGE, "up")
-    _ip("addr", "add", f"{node.ip}/{config.NODE_SUBNET.prefixlen}", "dev", "eth0", netns=node.netns)
+    _ip("addr", "add", f"{node.ip}/{node.ranges.node_subnet.prefixlen}", "dev", "eth0", netns=node.netns)
     _ip("link", "set", "lo", "up", netns=node.netns)
     _ip("link", "set", "eth0", "up", netns=node.netns)
-    _ip("route", "add", "default", "via", config.HOST_IP, netns=node.netns)
+    _ip("route", "add", "default", "via", node.ranges.host_ip, netns=node.netns)
     set_sysctls(
         {
             "net.ipv4.ip_forward": "1",

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from . import config, paths, procs
 
-#: The ranges the cluster takes on the host, and what each is for.
-RANGES = {
-    config.NODE_SUBNET: "the node bridge and LoadBalancer pool",
-    ipaddress.ip_network(config.POD_CIDR): "pod addresses",
-    ipaddress.ip_network(config.SERVICE_CIDR): "Service addresses",
+#: What each of the cluster's ranges (config.Ranges) is for.
+RANGE_USE = {
+    "node_subnet": "the node bridge and LoadBalancer pool",
+    "pod_cidr": "pod addresses",
+    "service_cidr": "Service addresses",
 }
 #: Ports the control plane listens on in the host's own network namespace.
 PORTS = {
@@ -43,7 +43,26 @@ class Address:
     dev: str
 
 
-def overlaps(routes: list[Route], addresses: list[Address], ours: str = config.BRIDGE) -> list[str]:
+@dataclass(frozen=True)
+class Overlap:
+    taken: str  # "route 10.0.0.0/8 dev vpn0" or "address 172.28.0.7/24 on docker1"
+    range: str  # the cluster's range it overlaps
+    name: str  # which of config.Ranges
+
+    def __str__(self) -> str:
+        return f"{self.taken} overlaps {self.range} ({RANGE_USE[self.name]})"
+
+    @property
+    def advice(self) -> str:
+        return f"{self}: remove it, or choose another range with `cluster up {config.Ranges.OPTIONS[self.name]}`"
+
+
+def overlaps(
+    routes: list[Route],
+    addresses: list[Address],
+    ranges: config.Ranges = config.DEFAULT_RANGES,
+    ours: str = config.BRIDGE,
+) -> list[Overlap]:
     """Every existing route or address (not on our own bridge) inside or around a range the cluster needs."""
     taken: list[tuple[str, str]] = [(r.dst, f"route {r.dst} dev {r.dev}") for r in routes if r.dev != ours]
     taken += [(a.prefix, f"address {a.prefix} on {a.dev}") for a in addresses if a.dev != ours]
@@ -53,9 +72,9 @@ def overlaps(routes: list[Route], addresses: list[Address], ours: str = config.B
             net = ipaddress.ip_interface(prefix).network  # a route's prefix or an address with its length
         except ValueError:
             continue  # "default" and other non-prefixes
-        for rng, what in RANGES.items():
+        for name, rng in ranges.named().items():
             if net.version == rng.version and net.overlaps(rng):
-                found.append(f"{what_it_is} overlaps {rng} ({what})")
+                found.append(Overlap(what_it_is, str(rng), name))
     return found
 
 
@@ -155,17 +174,14 @@ def disk_problems(folder: Path, need: float = EVICTION_FREE) -> list[str]:
     return []
 
 
-def problems(ports: bool = True) -> list[str]:
+def problems(ranges: config.Ranges = config.DEFAULT_RANGES, ports: bool = True) -> list[str]:
     """Everything that stops the local cluster on this host, each with what to do; empty when it can run.
     `ports=False` leaves out the ports (the running cluster's own)."""
     if os.geteuid() != 0:
         return ["the local cluster needs root (network namespaces, routes, cgroups, mounts)"]
     found = cgroup_problems(cgroup_layout(Path("/proc/self/mounts").read_text()))
     found += kernel_problems()
-    found += [
-        f"{c}: remove it, or run the cluster on a host where {c.split(' overlaps ')[1]} is free"
-        for c in overlaps(host_routes(), host_addresses())
-    ]
+    found += [o.advice for o in overlaps(host_routes(), host_addresses(), ranges)]
     found += busy_ports() if ports else []
     found += disk_problems(paths.STATE)
     return found

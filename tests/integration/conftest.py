@@ -98,8 +98,10 @@ def kubeconfig() -> str:
 
 
 @pytest.fixture(scope="session")
-def run_suite(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory):
-    """Run the conformance suite (or part of it) in a subprocess; return its per-test outcomes."""
+def run_suite(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """Run the conformance suite (or part of it) in a subprocess; return its per-test outcomes. Against the local
+    cluster `make test` brought up unless `kube_config` names another (asked for only then: a test that boots its
+    own cluster does not need that one)."""
     tmp_path_factory.getbasetemp()  # made once here: two runs started at once would race to make it
 
     def run(
@@ -113,7 +115,7 @@ def run_suite(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory):
             "-m",
             "pytest",
             *paths,
-            f"--kube-config={kube_config or kubeconfig}",
+            f"--kube-config={kube_config or request.getfixturevalue('kubeconfig')}",
             f"--junitxml={junit}",
             "-p",
             "no:randomly",

@@ -11,8 +11,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from conftest import kubectl
 from netconform.cluster import config, hostsys, paths, procs
 
 
@@ -68,25 +72,76 @@ def test_down_leaves_nothing_behind():
 
 
 def routes() -> str:
-    return subprocess.run(["ip", "route", "show", "table", "all"], capture_output=True, text=True, timeout=30).stdout
+    """Every IPv4 route in every table (the cluster's ranges are IPv4; the kernel adds IPv6 link-local routes to a
+    new link on its own time)."""
+    return subprocess.run(
+        ["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True, timeout=30
+    ).stdout
 
 
-def test_up_refuses_a_route_that_overlaps_its_ranges_and_touches_no_route():
-    """A route in the pod range already on the host: `up` names it and stops before building or starting anything."""
+@pytest.fixture
+def conflicting_bridge() -> Iterator[str]:
+    """A bridge of someone else's with an address (and so a route) inside the cluster's default pod range."""
     subprocess.run(["ip", "link", "add", "ncdummy9", "type", "bridge"], check=True, timeout=30)
     try:
         subprocess.run(["ip", "addr", "add", "10.244.250.1/24", "dev", "ncdummy9"], check=True, timeout=30)
         subprocess.run(["ip", "link", "set", "ncdummy9", "up"], check=True, timeout=30)
-        before = routes()
-        up = subprocess.run(
-            ["netconform", "cluster", "up", "--nodes", "2"], capture_output=True, text=True, timeout=120
-        )
-        assert up.returncode == 2, up.stderr
-        assert "10.244.250.0/24 dev ncdummy9 overlaps 10.244.0.0/16 (pod addresses)" in up.stderr, up.stderr
-        assert "nothing was built or started" in up.stderr
-        assert routes() == before and not nothing_left()
+        yield "ncdummy9"
     finally:
         subprocess.run(["ip", "link", "del", "ncdummy9"], timeout=30)
+
+
+def test_up_refuses_a_route_that_overlaps_its_ranges_and_touches_no_route(conflicting_bridge):
+    """A route in the pod range already on the host: `up` names it and the option that avoids it, and stops before
+    building or starting anything."""
+    before = routes()
+    up = subprocess.run(["netconform", "cluster", "up", "--nodes", "2"], capture_output=True, text=True, timeout=120)
+    assert up.returncode == 2, up.stderr
+    assert "10.244.250.0/24 dev ncdummy9 overlaps 10.244.0.0/16 (pod addresses)" in up.stderr, up.stderr
+    assert "choose another range with `cluster up --pod-cidr`" in up.stderr, up.stderr
+    assert "nothing was built or started" in up.stderr
+    assert routes() == before and not nothing_left()
+
+
+#: Ranges clear of the conflicting bridge, and of the defaults in every place: each fixed address moves with them.
+OTHER_RANGES = {"--node-subnet": "172.29.8.0/24", "--pod-cidr": "10.248.0.0/16", "--service-cidr": "10.112.0.0/16"}
+
+
+def test_up_in_ranges_the_user_chose_passes_the_suite_beside_the_conflict(conflicting_bridge, run_suite):
+    """The way out the preflight names: `up` with other ranges boots beside the conflicting route, every address the
+    cluster fixes (API server, nodes, DNS, ingress, LoadBalancer pool, pod CIDRs) is in the chosen ranges, the whole
+    suite passes on it (1 node: only the node-pair checks do not apply), and `down` leaves the routing table as it
+    found it."""
+    before = routes()
+    options = [x for pair in OTHER_RANGES.items() for x in pair]
+    up = subprocess.run(
+        ["netconform", "cluster", "up", "--nodes", "1", *options], capture_output=True, text=True, timeout=600
+    )
+    try:
+        assert up.returncode == 0, up.stderr[-3000:]
+        kc = str(paths.KUBECONFIG)
+        node = json.loads(kubectl(kc, "get", "node", "nc-node-1", "-o", "json").stdout)
+        assert node["spec"]["podCIDR"] == "10.248.0.0/24"
+        assert {a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"} == {"172.29.8.11"}
+        services = {
+            (s["metadata"]["namespace"], s["metadata"]["name"]): s["spec"]["clusterIP"]
+            for s in json.loads(kubectl(kc, "get", "services", "-A", "-o", "json").stdout)["items"]
+        }
+        assert services[("default", "kubernetes")] == "10.112.0.1"
+        assert services[("kube-system", "kube-dns")] == "10.112.0.10"
+        assert services[("netconform-ingress", "traefik")] == "10.112.0.80"
+        assert "https://172.29.8.1:6443" in paths.KUBECONFIG.read_text()
+        assert "10.248.0.0/24 via 172.29.8.11 dev ncbr0" in routes()
+        run = run_suite(kube_config=kc)
+        assert not run.ids("failed") and not run.ids("error"), run.output
+        skipped = {t: run.messages[t] for t in run.ids("skipped")}
+        assert all("needs at least 2 schedulable Ready nodes" in m for m in skipped.values()), skipped
+        lb = [t for t in run.ids("passed") if "loadbalancer" in t]
+        assert lb and run.rc == 0, run.output
+    finally:
+        down = subprocess.run(["netconform", "cluster", "down"], capture_output=True, text=True, timeout=180)
+    assert down.returncode == 0, down.stderr
+    assert routes() == before and not nothing_left(), nothing_left()
 
 
 def test_an_interrupted_up_removes_what_it_started():

@@ -3,6 +3,7 @@ folders it may use (no cluster needed; tests/integration proves the rest on a re
 
 import multiprocessing
 import os
+import re
 import stat
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from netconform.cluster import lock, paths, preflight
+from netconform.cluster.config import DEFAULT_RANGES, Ranges
 from netconform.cluster.files import private_dir, write_private
 from netconform.cluster.preflight import Address, Route, cgroup_layout, cgroup_problems, overlaps
 
@@ -69,12 +71,40 @@ def test_routes_and_addresses_inside_the_cluster_ranges_are_named_but_not_ours_o
     ]
     addresses = [Address("172.28.0.7/24", "docker1"), Address("192.168.1.5/24", "eth0")]
     found = overlaps(routes, addresses)
-    assert found == [
+    assert [str(o) for o in found] == [
         "route 10.244.3.0/24 dev wg0 overlaps 10.244.0.0/16 (pod addresses)",
         "route 10.0.0.0/8 dev vpn0 overlaps 10.244.0.0/16 (pod addresses)",
         "route 10.0.0.0/8 dev vpn0 overlaps 10.96.0.0/16 (Service addresses)",
         "address 172.28.0.7/24 on docker1 overlaps 172.28.0.0/24 (the node bridge and LoadBalancer pool)",
     ]
+    assert found[0].advice.endswith("remove it, or choose another range with `cluster up --pod-cidr`")
+    assert found[3].advice.endswith("`cluster up --node-subnet`")
+    # The ranges a user chose instead are what is checked: these three are clear of every route and address above.
+    elsewhere = Ranges.parse("172.29.4.0/24", "100.64.0.0/16", "172.30.0.0/16")
+    assert overlaps(routes, addresses, elsewhere) == []
+
+
+def test_ranges_give_each_fixed_address_its_place_and_refuse_what_cannot_work():
+    r = Ranges.parse(node_subnet="192.168.50.0/23", pod_cidr="10.100.0.0/22", service_cidr="10.200.0.0/20")
+    assert (r.host_ip, r.node_ip(1), r.node_ip(4)) == ("192.168.50.1", "192.168.50.11", "192.168.50.14")
+    assert r.lb_pool == "192.168.50.200-192.168.50.239"
+    assert (r.api_service_ip, r.dns_service_ip, r.ingress_service_ip) == ("10.200.0.1", "10.200.0.10", "10.200.0.80")
+    assert Ranges.from_meta(r.as_meta()) == r
+    assert Ranges.from_meta({"nodes": 2}) == DEFAULT_RANGES  # a cluster.json from before the options
+    assert Ranges.parse() == DEFAULT_RANGES
+    wrong = {
+        ("10.0.0.0/25", None, None): "--node-subnet 10.0.0.0/25 is too small",
+        (None, "10.244.0.0/23", None): "--pod-cidr 10.244.0.0/23 is too small: each of up to 4 nodes takes a /24",
+        (None, None, "10.96.0.0/25"): "--service-cidr 10.96.0.0/25 must be between a /12 and a /24",
+        (None, None, "10.0.0.0/8"): "--service-cidr 10.0.0.0/8 must be between a /12 and a /24",
+        (None, "10.96.0.0/12", None): "--pod-cidr 10.96.0.0/12 overlaps --service-cidr 10.96.0.0/16",
+        ("10.244.7.0/24", None, None): "--node-subnet 10.244.7.0/24 overlaps --pod-cidr 10.244.0.0/16",
+        (None, "10.244.0.1/16", None): "--pod-cidr '10.244.0.1/16' is not an IPv4 network in CIDR form",
+        (None, None, "fd00::/108"): "--service-cidr 'fd00::/108' is not an IPv4 network",
+    }
+    for args, message in wrong.items():
+        with pytest.raises(ValueError, match=re.escape(message)):
+            Ranges.parse(*args)
 
 
 HYBRID = """cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0
