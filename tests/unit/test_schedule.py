@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from fixtures import schedule
 from fixtures.cluster import sample_nodes
 from fixtures.namespaces import DIST_INPUT, modules_split
 from fixtures.schedule import module_order
@@ -14,6 +15,21 @@ def test_most_expensive_modules_first_and_long_lead_ones_last():
     costs = {"a.py": 1.0, "b.py": 9.0, "cert.py": 30.0}
     assert module_order(modules, costs) == ["b.py", "a.py", "c.py", "cert.py"]
     assert module_order(modules, {}) == ["a.py", "b.py", "c.py", "cert.py"]  # no record: collection order
+
+
+def test_the_projects_own_tests_keep_their_written_order_whatever_they_cost():
+    """The integration tests take the cluster down in their last module: ordering them by cost once ran that module
+    first (a second `make test` on one checkout, where the first had recorded their costs)."""
+    ids = ["tests/integration/test_2_suite.py::a", "tests/integration/test_4_down.py::b"]
+    items = [SimpleNamespace(nodeid=i) for i in ids]
+    costs = {"tests/integration/test_4_down.py": 90.0, "tests/integration/test_2_suite.py": 60.0}
+    schedule.pytest_collection_modifyitems(SimpleNamespace(workerinput={schedule.WORKER_INPUT: costs}), items)
+    assert [it.nodeid for it in items] == ids
+    checks = [SimpleNamespace(nodeid=f"conformance/test_{m}.py::x", iter_markers=list) for m in ("dns", "cni")]
+    schedule.pytest_collection_modifyitems(
+        SimpleNamespace(workerinput={schedule.WORKER_INPUT: {"conformance/test_cni.py": 5.0}}), checks
+    )
+    assert [it.nodeid for it in checks] == ["conformance/test_cni.py::x", "conformance/test_dns.py::x"]
 
 
 def test_a_worker_knows_when_modules_are_split_across_workers():
