@@ -82,6 +82,8 @@ def _cluster_preflight(args: argparse.Namespace) -> int:
     if running:
         print("netconform: the local cluster is running: its ports are its own and are not checked", file=sys.stderr)
     found = preflight.problems(ranges, ports=not running)
+    for note in preflight.notes():
+        print(f"netconform: note: {note}", file=sys.stderr)
     for line in found:
         print(f"netconform: {line}", file=sys.stderr)
     if not found:

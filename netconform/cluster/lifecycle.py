@@ -18,6 +18,7 @@ from pathlib import Path
 from ..errors import UsageError
 from . import (
     build,
+    cgroups,
     config,
     controlplane,
     files,
@@ -237,6 +238,8 @@ def _up(
         raise HostNotReady(
             "the host is not ready for the local cluster (nothing was built or started):\n  " + "\n  ".join(found)
         )
+    for note in preflight.notes():
+        say(f"note: {note}")
     node_list = config.nodes(nodes, ranges)
     recipes = [
         build.kubernetes_recipe(kubernetes_version),
@@ -567,10 +570,11 @@ def _down(out: Callable[[str], None]) -> None:
     # Only what the cluster started: the members of its tracking cgroup (what it started and what those forked,
     # containerd's shims among them) and of its nodes' cgroups (containers). A pid file alone is not trusted where
     # the cgroup can vouch for it (the pid may belong to someone else by now).
+    layout = cgroups.host()
     tracked = procs.tracked_pids()
-    trust_pid_files = procs.tracking_cgroup() is None
+    trust_pid_files = layout.tracking is None
     recorded = [p for p in procs.recorded().values() if p in tracked or (trust_pid_files and procs.alive(p))]
-    containers = [pid for n in node_names for pid in node.cgroup_pids(n)]
+    containers = cgroups.pids([d for n in node_names for d in cgroups.dirs(layout, n)])
     all_pids = sorted(set(recorded + tracked + containers))
     if all_pids:
         # Control plane and node agents first (kubelet would restart containers), then shims and containers. A
@@ -589,20 +593,8 @@ def _down(out: Callable[[str], None]) -> None:
         out(f"removed {item}")
     removed_cg = 0
     for n in node_names:
-        for d in node.cgroup_dirs(n):
-            try:
-                d.rmdir()
-                removed_cg += 1
-            except OSError:
-                pass
+        removed_cg += cgroups.remove(cgroups.dirs(layout, n))
         node.remove_state(n)
-    for d in Path("/sys/fs/cgroup/unified").glob("nc-node-*"):
-        for sub in sorted([p for p in d.rglob("*") if p.is_dir()] + [d], key=lambda p: len(p.parts), reverse=True):
-            try:
-                sub.rmdir()
-                removed_cg += 1
-            except OSError:
-                pass
     if procs.remove_tracking_cgroup():
         removed_cg += 1
     if removed_cg:

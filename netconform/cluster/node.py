@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 
 import yaml
 
-from . import config, pki, procs
+from . import cgroups, config, pki, procs
 from .config import Node
-
-CGROUP_V1 = Path("/sys/fs/cgroup")
 
 
 def containerd_config(node: Node, pause_image: str) -> str:
@@ -76,44 +73,6 @@ def write_cni(node: Node, pod_cidr: str) -> Path:
     f = node.cni_conf_dir / "10-netconform.conflist"
     f.write_text(json.dumps(cni_conflist(node, pod_cidr), indent=2))
     return f
-
-
-def make_cgroups(node: Node) -> None:
-    """kubelet refuses to start until its cgroupRoot exists in every v1 hierarchy."""
-    for ctrl in sorted(CGROUP_V1.iterdir()):
-        if not ctrl.is_dir() or ctrl.is_symlink() or ctrl.name == "unified":
-            continue
-        d = ctrl / node.cgroup_root.lstrip("/")
-        d.mkdir(exist_ok=True)
-        if ctrl.name.startswith("cpuset"):
-            for f in ("cpuset.cpus", "cpuset.mems"):
-                (d / f).write_text((ctrl / f).read_text())
-
-
-def cgroup_dirs(node_name: str) -> list[Path]:
-    """Every cgroup directory of a node, deepest first (the order rmdir needs)."""
-    found: list[Path] = []
-    if not CGROUP_V1.exists():
-        return found
-    for ctrl in CGROUP_V1.iterdir():
-        if ctrl.is_symlink() or not ctrl.is_dir():
-            continue
-        root = ctrl / node_name
-        if root.is_dir():
-            # os.walk, not rglob: the kubelet may still be removing pod cgroups while this looks (a folder gone
-            # between listing and reading is skipped, not an error).
-            found += [Path(top) / d for top, dirs, _ in os.walk(root, onerror=lambda e: None) for d in dirs] + [root]
-    return sorted(set(found), key=lambda p: len(p.parts), reverse=True)
-
-
-def cgroup_pids(node_name: str) -> list[int]:
-    pids: set[int] = set()
-    for d in cgroup_dirs(node_name):
-        try:
-            pids.update(int(x) for x in (d / "cgroup.procs").read_text().split())
-        except OSError:
-            pass
-    return sorted(pids)
 
 
 def kubelet_config(node: Node, serving: pki.Pair, ca: Path, resolv_conf: Path) -> dict[str, object]:
@@ -204,7 +163,7 @@ def import_images(node: Node, archive: Path) -> None:
 
 
 def start_kubelet(node: Node, bins: Path, kubeconfig: Path, cfg: dict[str, object]) -> None:
-    make_cgroups(node)
+    cgroups.prepare_node(cgroups.host(), node.name)
     f = node.dir / "kubelet.yaml"
     f.write_text(yaml.safe_dump(cfg))
     (node.dir / "pod-logs").mkdir(parents=True, exist_ok=True)

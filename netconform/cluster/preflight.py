@@ -1,6 +1,6 @@
 """Before anything is built or started: can the local cluster run on this host without touching what is already
 there? Each problem is one line that names it and what to do. The checks of host facts (routes, addresses, cgroup
-mounts) are pure functions of what the host reports, unit-tested with made-up tables."""
+mounts: cgroups.py) are pure functions of what the host reports, unit-tested with made-up tables."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config, paths, procs
+from . import cgroups, config, paths, procs
 
 #: What each of the cluster's ranges (config.Ranges) is for.
 RANGE_USE = {
@@ -108,37 +108,6 @@ def busy_ports(ports: dict[int, str] = PORTS) -> list[str]:
     return found
 
 
-@dataclass(frozen=True)
-class CgroupLayout:
-    version: str  # "v1" (hybrid or legacy) or "v2" (unified only)
-    unified: str | None  # where the cgroup2 hierarchy is mounted, if anywhere
-
-
-def cgroup_layout(mounts: str) -> CgroupLayout:
-    """From /proc/self/mounts: v1 when any v1 controller hierarchy is mounted (hybrid included), else v2."""
-    v1 = False
-    unified = None
-    for line in mounts.splitlines():
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        if parts[2] == "cgroup":
-            v1 = True
-        elif parts[2] == "cgroup2":
-            unified = parts[1]
-    return CgroupLayout("v1" if v1 else "v2", unified)
-
-
-def cgroup_problems(layout: CgroupLayout) -> list[str]:
-    if layout.version == "v2":
-        return [
-            "this host has cgroup v2 only (unified hierarchy); the local cluster has so far run only on cgroup v1 "
-            "(hybrid) hosts: its kubelets use cgroupfs v1 hierarchies. Use a cgroup v1 hybrid host, or boot with "
-            "systemd.unified_cgroup_hierarchy=0; see the README (cgroup v2)"
-        ]
-    return []
-
-
 def kernel_problems() -> list[str]:
     found = []
     if not Path("/proc/sys/net/bridge").exists():
@@ -174,12 +143,17 @@ def disk_problems(folder: Path, need: float = EVICTION_FREE) -> list[str]:
     return []
 
 
+def notes() -> list[str]:
+    """What the user should know about this host before relying on the cluster (none stops it)."""
+    return cgroups.notes(cgroups.host())
+
+
 def problems(ranges: config.Ranges = config.DEFAULT_RANGES, ports: bool = True) -> list[str]:
     """Everything that stops the local cluster on this host, each with what to do; empty when it can run.
     `ports=False` leaves out the ports (the running cluster's own)."""
     if os.geteuid() != 0:
         return ["the local cluster needs root (network namespaces, routes, cgroups, mounts)"]
-    found = cgroup_problems(cgroup_layout(Path("/proc/self/mounts").read_text()))
+    found = cgroups.problems(cgroups.host())
     found += kernel_problems()
     found += [o.advice for o in overlaps(host_routes(), host_addresses(), ranges)]
     found += busy_ports() if ports else []

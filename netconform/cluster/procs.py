@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import paths
+from . import cgroups, paths
 
 
 class ComponentFailed(RuntimeError):
@@ -32,40 +32,18 @@ def pid_dir() -> Path:
 
 
 def tracking_cgroup() -> Path | None:
-    """The cgroup, in the host's cgroup2 (unified) hierarchy, that every process the cluster starts is put in
-    before it runs: what it forks stays there (containerd's shims), so `down` ends exactly these and never a
-    process that merely mentions the cluster's paths. None on a host without a cgroup2 mount."""
-    for line in Path("/proc/self/mounts").read_text().splitlines():
-        parts = line.split()
-        if len(parts) > 2 and parts[2] == "cgroup2":
-            return Path(parts[1]) / "netconform"
-    return None
+    """See cgroups.Layout.tracking: never a process that merely mentions the cluster's paths."""
+    return cgroups.host().tracking
 
 
 def tracked_pids() -> list[int]:
     """Every process in the tracking cgroup (and cgroups below it)."""
-    cg = tracking_cgroup()
-    pids: set[int] = set()
-    if cg is None or not cg.is_dir():
-        return []
-    for top, _, _ in os.walk(cg, onerror=lambda e: None):
-        try:
-            pids.update(int(x) for x in (Path(top) / "cgroup.procs").read_text().split())
-        except OSError:
-            pass
-    return sorted(pids)
+    return cgroups.pids(cgroups.tree(tracking_cgroup()))
 
 
 def remove_tracking_cgroup() -> bool:
-    cg = tracking_cgroup()
-    if cg is None or not cg.is_dir():
-        return False
-    for top, _, _ in sorted(os.walk(cg), key=lambda t: len(Path(t[0]).parts), reverse=True):
-        try:
-            Path(top).rmdir()
-        except OSError:
-            return False
-    return True
+    folders = cgroups.tree(tracking_cgroup())
+    return bool(folders) and cgroups.remove(folders) == len(folders)
 
 
 def start(name: str, argv: list[str], netns: str | None = None, env: dict[str, str] | None = None) -> int:

@@ -13,7 +13,7 @@ import pytest
 from netconform.cluster import lock, paths, preflight
 from netconform.cluster.config import DEFAULT_RANGES, Ranges
 from netconform.cluster.files import private_dir, write_private
-from netconform.cluster.preflight import Address, Route, cgroup_layout, cgroup_problems, overlaps
+from netconform.cluster.preflight import Address, Route, overlaps
 
 
 def test_a_private_file_is_0600_from_its_first_byte_and_replaces_atomically(tmp_path):
@@ -105,20 +105,6 @@ def test_ranges_give_each_fixed_address_its_place_and_refuse_what_cannot_work():
     for args, message in wrong.items():
         with pytest.raises(ValueError, match=re.escape(message)):
             Ranges.parse(*args)
-
-
-HYBRID = """cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0
-cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,cpu,cpuacct 0 0
-cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0"""
-UNIFIED = "cgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\nproc /proc proc rw 0 0"
-
-
-def test_the_cgroup_layout_is_read_from_the_mounts_and_a_v2_only_host_is_told_before_building():
-    assert cgroup_layout(HYBRID) == preflight.CgroupLayout("v1", "/sys/fs/cgroup/unified")
-    assert cgroup_layout(UNIFIED) == preflight.CgroupLayout("v2", "/sys/fs/cgroup")
-    assert cgroup_problems(cgroup_layout(HYBRID)) == []
-    (problem,) = cgroup_problems(cgroup_layout(UNIFIED))
-    assert "cgroup v2 only" in problem and "systemd.unified_cgroup_hierarchy=0" in problem
 
 
 def test_a_disk_fuller_than_the_eviction_threshold_is_refused(tmp_path):
