@@ -108,7 +108,9 @@ class Cluster:
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         argv = [str(self.bins / "kubectl"), f"--kubeconfig={self.kubeconfig}", "--request-timeout=30s", *args]
         try:
-            proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=KUBECTL_TIMEOUT_S)
+            proc = subprocess.run(
+                argv, input=input, capture_output=True, text=True, timeout=KUBECTL_TIMEOUT_S, env=procs.component_env()
+            )
         except subprocess.TimeoutExpired:
             raise RuntimeError(f"kubectl {' '.join(args)} did not finish within {KUBECTL_TIMEOUT_S} s") from None
         if check and proc.returncode != 0:

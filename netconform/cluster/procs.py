@@ -46,6 +46,19 @@ def remove_tracking_cgroup() -> bool:
     return bool(folders) and cgroups.remove(folders) == len(folders)
 
 
+#: Proxy settings a component must not inherit: nothing the cluster runs talks to anything outside this machine,
+#: and one honouring a proxy would send its traffic to the API server, the kubelets and the pods to the proxy.
+PROXY_VARIABLES = frozenset(
+    {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+)
+
+
+def component_env(extra: dict[str, str] | None = None, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a cluster component or of kubectl against the cluster: the caller's, without a proxy."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if k not in PROXY_VARIABLES}
+    return {**env, **(extra or {})}
+
+
 def start(name: str, argv: list[str], netns: str | None = None, env: dict[str, str] | None = None) -> int:
     """Start a detached process (network namespace only switched, mounts shared) in the tracking cgroup, and record
     its pid."""
@@ -65,7 +78,7 @@ def start(name: str, argv: list[str], netns: str | None = None, env: dict[str, s
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, **(env or {})},
+            env=component_env(env),
             close_fds=True,
         )
     (pid_dir() / f"{name}.pid").write_text(str(proc.pid))

@@ -6,6 +6,7 @@ leaves nothing behind."""
 from __future__ import annotations
 
 import json
+import os
 import select
 import signal
 import subprocess
@@ -111,14 +112,25 @@ def test_up_in_ranges_the_user_chose_passes_the_suite_beside_the_conflict(confli
     """The way out the preflight names: `up` with other ranges boots beside the conflicting route, every address the
     cluster fixes (API server, nodes, DNS, ingress, LoadBalancer pool, pod CIDRs) is in the chosen ranges, the whole
     suite passes on it (1 node: only the node-pair checks do not apply), and `down` leaves the routing table as it
-    found it."""
+    found it. A proxy in the caller's environment reaches no component."""
     before = routes()
     options = [x for pair in OTHER_RANGES.items() for x in pair]
+    # A proxy in the environment that goes nowhere: a component honouring it could not reach the API server.
+    proxy = {v: "http://127.0.0.1:9" for v in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")}
     up = subprocess.run(
-        ["netconform", "cluster", "up", "--nodes", "1", *options], capture_output=True, text=True, timeout=600
+        ["netconform", "cluster", "up", "--nodes", "1", *options],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **proxy},
     )
     try:
         assert up.returncode == 0, up.stderr[-3000:]
+        for name in ("kube-apiserver", "kubelet-nc-node-1", "kube-router-nc-node-1"):
+            pid = procs.running(name)
+            assert pid, f"{name} is not running"
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert not [e for e in environ if e.lower().startswith((b"http_proxy=", b"https_proxy="))], name
         kc = str(paths.KUBECONFIG)
         node = json.loads(kubectl(kc, "get", "node", "nc-node-1", "-o", "json").stdout)
         assert node["spec"]["podCIDR"] == "10.248.0.0/24"

@@ -129,3 +129,10 @@ def test_an_empty_state_variable_means_the_default_not_the_current_folder(monkey
     finally:
         monkeypatch.delenv("NETCONFORM_STATE")
         importlib.reload(paths)
+
+
+def test_components_and_kubectl_inherit_no_proxy():
+    from netconform.cluster.procs import component_env
+
+    caller = {"PATH": "/bin", "HTTPS_PROXY": "http://proxy:3128", "no_proxy": "x", "http_proxy": "http://p", "A": "1"}
+    assert component_env({"B": "2"}, base=caller) == {"PATH": "/bin", "A": "1", "B": "2"}
