@@ -1,0 +1,112 @@
+"""Where a command's machine time goes, by process name: CPU seconds of every process over the command (its own and
+its reaped children's, so kube-router's iptables calls count as kube-router's). On a 2-core machine the suite is
+CPU-bound; this names what to make cheaper.
+
+Usage (as root, on the running local cluster):
+    python3 benchmarks/cpu_by_process.py [--top N] -- pytest -q -p no:randomly --kube-config=... -n 4 --dist loadfile
+Processes that ended during the command are counted under the live process that reaped them (pid 1 for orphans:
+the container runtime's double forks); whatever no live process reaped is the last line. Then, from the kernel's
+process accounting (BSD acct, one record per ended process), how many processes of each name each parent started:
+what showed that each node's kube-router runs about 200 full syncs (18 iptables calls each) per suite run."""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def snapshot() -> dict[int, tuple[str, int, int, int]]:
+    """pid -> (name, own ticks, reaped children's ticks, start time)."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # ended while listing
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[int(pid)] = (name, int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]), int(fields[19]))
+    return found
+
+
+def busy_ticks() -> int:
+    with open("/proc/stat") as f:
+        user, nice, system = f.readline().split()[1:4]
+    return int(user) + int(nice) + int(system)
+
+
+def by_name(before: dict[int, tuple[str, int, int, int]], after: dict[int, tuple[str, int, int, int]]) -> Counter[str]:
+    spent: Counter[str] = Counter()
+    for pid, (name, own, children, start) in after.items():
+        old = before.get(pid)
+        if old and old[3] == start:  # the same process (not a reused pid)
+            spent[name] += own - old[1] + children - old[2]
+        else:
+            spent[name] += own + children
+    return spent
+
+
+def ended(records: bytes, live: dict[int, tuple[str, int, int, int]]) -> Counter[tuple[str, str]]:
+    """(parent name, name) of every ended process, from struct acct_v3 records (64 bytes: pid and ppid at 16 and
+    20, the name in the last 16)."""
+    names = {}
+    pairs = []
+    for i in range(0, len(records) - 63, 64):
+        pid, ppid = struct.unpack_from("<II", records, i + 16)
+        name = records[i + 48 : i + 64].split(b"\0")[0].decode(errors="replace")
+        names[pid] = name
+        pairs.append((ppid, name))
+    parent = lambda ppid: names.get(ppid) or (live[ppid][0] if ppid in live else "?")  # noqa: E731
+    return Counter((parent(ppid), name) for ppid, name in pairs)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args()
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("give the command to measure after --")
+    libc = ctypes.CDLL(None, use_errno=True)
+    acct = Path(tempfile.mkdtemp(prefix="nc-acct-")) / "acct"
+    acct.touch(mode=0o600)
+    accounting = libc.acct(str(acct).encode()) == 0
+    before, busy0, t0 = snapshot(), busy_ticks(), time.monotonic()
+    try:
+        rc = subprocess.call(command, stdout=subprocess.DEVNULL)
+    finally:
+        if accounting:
+            libc.acct(None)
+    after, busy1, wall = snapshot(), busy_ticks(), time.monotonic() - t0
+    spent = by_name(before, after)
+    total = busy1 - busy0
+    print(f"wall {wall:.1f} s, machine CPU {total / HZ:.1f} s, exit {rc}")
+    for name, ticks in spent.most_common(args.top):
+        print(f"{ticks / HZ:8.1f} s  {100 * ticks / max(total, 1):4.0f}%  {name}")
+    print(f"{(total - sum(spent.values())) / HZ:8.1f} s        ended, reaped by no live process (or rounding)")
+    if accounting:
+        counts = ended(acct.read_bytes(), after)
+        print(f"processes that ended: {sum(counts.values())}; the most started, by parent:")
+        for (parent, name), n in counts.most_common(args.top):
+            print(f"{n:8d}  {parent} -> {name}")
+    else:
+        print("(process accounting unavailable: run as root on a kernel with BSD_PROCESS_ACCT for process counts)")
+    acct.unlink()
+    acct.parent.rmdir()
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
