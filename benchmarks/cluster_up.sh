@@ -15,10 +15,11 @@ done
 printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "median: %.1fs\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'
 # Resident memory of every process of the cluster: our processes, shims and containers (by cgroup).
 pids=$(python3 - <<'PY'
-from netconform.cluster import config, node, paths, procs
+from netconform.cluster import cgroups, config, procs
+layout = cgroups.host()
 ps = set(procs.tracked_pids())
 for n in config.nodes(config.MAX_NODES):
-    ps.update(node.cgroup_pids(n.name))
+    ps.update(cgroups.pids(cgroups.dirs(layout, n.name)))
 print(" ".join(map(str, sorted(ps))))
 PY
 )
