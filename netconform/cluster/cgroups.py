@@ -23,6 +23,11 @@ KUBELET_V2_CONTROLLERS = ("cpu", "cpuset", "hugetlb", "io", "memory", "pids")
 #: Without these a node cannot account or limit its pods at all: a v2 host that does not offer them is refused.
 REQUIRED_V2_CONTROLLERS = ("cpu", "cpuset", "memory", "pids")
 TRACKING = "netconform"
+#: The kernel's v1 controllers: a v1 mount with none of them (`name=systemd`, with `xattr` and the like) holds none.
+V1_CONTROLLERS = frozenset(
+    {"blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "hugetlb", "memory", "misc", "net_cls", "net_prio"}
+    | {"perf_event", "pids", "rdma"}
+)
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ def parse(mounts: str) -> Layout:
         elif parts[2] == "cgroup":
             options = sorted(o for o in parts[3].split(",") if o not in ("rw", "ro", "relatime", "nosuid", "nodev"))
             v1.setdefault(",".join(options), where)
-            has_v1_controller |= any(not o.startswith(("name=", "noexec", "release_agent")) for o in options)
+            has_v1_controller |= any(o in V1_CONTROLLERS for o in options)
     if has_v1_controller:
         return Layout("v1", unified, tuple(sorted(v1.values())))
     return Layout("v2", unified)

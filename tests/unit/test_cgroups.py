@@ -15,7 +15,7 @@ cgroup /sys/fs/cgroup/systemd cgroup rw,xattr,name=systemd 0 0
 cgroup /var/lib/other/cgroup/memory cgroup rw,nosuid,nodev,noexec,relatime,memory 0 0"""
 UNIFIED = "cgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\nproc /proc proc rw 0 0"
 UNIFIED_WITH_NAMED_V1 = (
-    UNIFIED + "\ncgroup /sys/fs/cgroup/systemd cgroup rw,nosuid,nodev,noexec,relatime,name=systemd 0 0"
+    UNIFIED + "\ncgroup /sys/fs/cgroup/systemd cgroup rw,nosuid,nodev,noexec,relatime,xattr,name=systemd 0 0"
 )
 LEGACY = "cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0"
 
