@@ -98,15 +98,12 @@ def kubeconfig() -> str:
 
 
 @pytest.fixture(scope="session")
-def run_suite(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """Run the conformance suite (or part of it) in a subprocess; return its per-test outcomes. Against the local
-    cluster `make test` brought up unless `kube_config` names another (asked for only then: a test that boots its
-    own cluster does not need that one)."""
+def suite_on(tmp_path_factory: pytest.TempPathFactory):
+    """Run the conformance suite (or part of it) in a subprocess against the cluster of `kube_config`; return its
+    per-test outcomes. For a test that boots a cluster of its own; the others use `run_suite`."""
     tmp_path_factory.getbasetemp()  # made once here: two runs started at once would race to make it
 
-    def run(
-        *args: str, workers: int = 4, env: dict[str, str] | None = None, kube_config: str | None = None
-    ) -> SuiteRun:
+    def run(*args: str, kube_config: str, workers: int = 4, env: dict[str, str] | None = None) -> SuiteRun:
         junit = tmp_path_factory.mktemp("suite") / "junit.xml"
         paths = [a for a in args if a.startswith("conformance")] or ["conformance"]
         args = tuple(a for a in args if not a.startswith("conformance"))
@@ -115,7 +112,7 @@ def run_suite(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
             "-m",
             "pytest",
             *paths,
-            f"--kube-config={kube_config or request.getfixturevalue('kubeconfig')}",
+            f"--kube-config={kube_config}",
             f"--junitxml={junit}",
             "-p",
             "no:randomly",
@@ -144,6 +141,18 @@ def run_suite(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         if junit.exists():
             run.outcomes, run.messages, run.times, run.properties = parse_junit(junit)
         return run
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def run_suite(kubeconfig: str, suite_on):
+    """`suite_on` against the local cluster `make test` brought up, unless `kube_config` names another."""
+
+    def run(
+        *args: str, workers: int = 4, env: dict[str, str] | None = None, kube_config: str | None = None
+    ) -> SuiteRun:
+        return suite_on(*args, kube_config=kube_config or kubeconfig, workers=workers, env=env)
 
     return run
 

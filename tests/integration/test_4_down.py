@@ -108,7 +108,7 @@ def test_up_refuses_a_route_that_overlaps_its_ranges_and_touches_no_route(confli
 OTHER_RANGES = {"--node-subnet": "172.29.8.0/24", "--pod-cidr": "10.248.0.0/16", "--service-cidr": "10.112.0.0/16"}
 
 
-def test_up_in_ranges_the_user_chose_passes_the_suite_beside_the_conflict(conflicting_bridge, run_suite):
+def test_up_in_ranges_the_user_chose_passes_the_suite_beside_the_conflict(conflicting_bridge, suite_on):
     """The way out the preflight names: `up` with other ranges boots beside the conflicting route, every address the
     cluster fixes (API server, nodes, DNS, ingress, LoadBalancer pool, pod CIDRs) is in the chosen ranges, the whole
     suite passes on it (1 node: only the node-pair checks do not apply), and `down` leaves the routing table as it
@@ -144,7 +144,7 @@ def test_up_in_ranges_the_user_chose_passes_the_suite_beside_the_conflict(confli
         assert services[("netconform-ingress", "traefik")] == "10.112.0.80"
         assert "https://172.29.8.1:6443" in paths.KUBECONFIG.read_text()
         assert "10.248.0.0/24 via 172.29.8.11 dev ncbr0" in routes()
-        run = run_suite(kube_config=kc)
+        run = suite_on(kube_config=kc)
         assert not run.ids("failed") and not run.ids("error"), run.output
         skipped = {t: run.messages[t] for t in run.ids("skipped")}
         assert all("needs at least 2 schedulable Ready nodes" in m for m in skipped.values()), skipped
