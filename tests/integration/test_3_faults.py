@@ -105,17 +105,21 @@ def stop_kube_proxy(ctx: Ctx) -> None:
 
 
 def start_kube_proxy(ctx: Ctx) -> None:
+    """kube-proxy back on every node, and every node's KUBE-SERVICES reprogrammed: a node left without its rules
+    would fail later tests far from this fault."""
     lifecycle.ensure_kube_proxy(lifecycle.current())
+    waiting = set(node_namespaces())
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        rules = procs.run(
-            ["ip", "netns", "exec", node_namespaces()[0], "iptables", "-w", "-t", "nat", "-S", "KUBE-SERVICES"],
-            check=False,
-        ).stdout
-        if rules.count("\n") > 3:
-            return
-        time.sleep(0.5)
-    raise AssertionError("kube-proxy did not reprogram KUBE-SERVICES within 30 s")
+    while waiting and time.monotonic() < deadline:
+        for ns in sorted(waiting):
+            rules = procs.run(
+                ["ip", "netns", "exec", ns, "iptables", "-w", "-t", "nat", "-S", "KUBE-SERVICES"], check=False
+            ).stdout
+            if rules.count("\n") > 3:
+                waiting.discard(ns)
+        if waiting:
+            time.sleep(0.5)
+    assert not waiting, f"kube-proxy did not reprogram KUBE-SERVICES within 30 s on {sorted(waiting)}"
 
 
 def delete_ingress_controller(ctx: Ctx) -> None:
