@@ -136,3 +136,14 @@ def test_components_and_kubectl_inherit_no_proxy():
 
     caller = {"PATH": "/bin", "HTTPS_PROXY": "http://proxy:3128", "no_proxy": "x", "http_proxy": "http://p", "A": "1"}
     assert component_env({"B": "2"}, base=caller) == {"PATH": "/bin", "A": "1", "B": "2"}
+
+
+@pytest.mark.parametrize("command", ["up", "preflight"])
+def test_a_wrong_range_option_is_one_line_and_exit_2_before_anything_happens(capsys, command):
+    from netconform import cli
+
+    assert cli.main(["cluster", command, "--pod-cidr", "10.244.0.0/30"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "netconform: --pod-cidr 10.244.0.0/30 is too small: each of up to 4 nodes takes a /24"
+    ]
