@@ -142,6 +142,8 @@ def test_up_in_ranges_the_user_chose_passes_the_suite_beside_the_conflict(confli
         assert services[("default", "kubernetes")] == "10.112.0.1"
         assert services[("kube-system", "kube-dns")] == "10.112.0.10"
         assert services[("netconform-ingress", "traefik")] == "10.112.0.80"
+        pools = json.loads(kubectl(kc, "-n", "metallb-system", "get", "ipaddresspools", "-o", "json").stdout)
+        assert [p["spec"]["addresses"] for p in pools["items"]] == [["172.29.8.200-172.29.8.239"]]
         assert "https://172.29.8.1:6443" in paths.KUBECONFIG.read_text()
         assert "10.248.0.0/24 via 172.29.8.11 dev ncbr0" in routes()
         run = suite_on(kube_config=kc)
