@@ -147,13 +147,8 @@ def _enable(folder: Path, controllers: list[str]) -> None:
 
 def dirs(layout: Layout, node_name: str) -> list[Path]:
     """Every cgroup folder of a node, deepest first (the order rmdir needs)."""
-    found: list[Path] = []
-    for root in layout.node_roots(node_name):
-        if root.is_dir():
-            # os.walk, not rglob: the kubelet may still be removing pod cgroups while this looks (a folder gone
-            # between listing and reading is skipped, not an error).
-            found += [Path(top) / d for top, sub, _ in os.walk(root, onerror=lambda e: None) for d in sub] + [root]
-    return sorted(set(found), key=lambda p: len(p.parts), reverse=True)
+    found = {d for root in layout.node_roots(node_name) for d in tree(root)}
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
 
 
 def pids(folders: list[Path]) -> list[int]:
@@ -180,7 +175,8 @@ def remove(folders: list[Path]) -> int:
 
 
 def tree(folder: Path | None) -> list[Path]:
-    """A cgroup and every cgroup below it."""
+    """A cgroup and every cgroup below it. os.walk, not rglob: the kubelet may still be removing pod cgroups while
+    this looks (a folder gone between listing and reading is skipped, not an error)."""
     if folder is None or not folder.is_dir():
         return []
     return [Path(top) for top, _, _ in os.walk(folder, onerror=lambda e: None)]
