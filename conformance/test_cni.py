@@ -12,7 +12,7 @@ from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
 from fixtures.prestart import Stage
 from fixtures.workloads import Backend, PodRef, Workloads, in_cidr
-from netconform.probes import ProbePod
+from netconform.probes import ProbePod, run_each
 
 pytestmark = pytest.mark.cni
 
@@ -36,11 +36,17 @@ def probe_pod(workloads: Workloads, pod: PodRef) -> ProbePod:
     return ProbePod(workloads.kube, workloads.namespace, pod.name, pod.ip, pod.node)
 
 
+#: What eth0_facts reads, in one exec: eth0's address, eth0's link, the default route.
+ETH0_COMMANDS = (
+    ["ip", "-o", "-4", "addr", "show", "dev", "eth0"],
+    ["ip", "-o", "link", "show", "dev", "eth0"],
+    ["ip", "-4", "route", "show", "default"],
+)
+
+
 def eth0_facts(pod: ProbePod) -> dict[str, object]:
     """What the pod sees from inside: eth0's IPv4 address and MTU, and the device of its default route."""
-    addr = pod.run(["ip", "-o", "-4", "addr", "show", "dev", "eth0"]).stdout
-    link = pod.run(["ip", "-o", "link", "show", "dev", "eth0"]).stdout
-    route = pod.run(["ip", "-4", "route", "show", "default"]).stdout
+    addr, link, route = run_each(pod, ETH0_COMMANDS)
     ip = re.search(r"inet (\S+)/", addr)
     mtu = re.search(r"mtu (\d+)", link)
     dev = re.search(r"default via \S+ dev (\S+)", route)
@@ -122,7 +128,7 @@ def test_cni_pod_mtu_is_not_above_the_node_mtu(
     """The pods' eth0 MTU is not above the MTU of the node's own interface (the one with its InternalIP)."""
     node = next(n for n in cluster.info.nodes if n.name == node_name)
     host = node_clients.node_client(node_name)
-    out = host.run(["ip", "-o", "addr", "show"]).stdout
+    out, links = run_each(host, [["ip", "-o", "addr", "show"], ["ip", "-o", "link", "show"]])
     dev = next((line.split()[1] for line in out.splitlines() if f"inet {node.internal_ip}/" in line), None)
     diagnose.check(
         dev is not None,
@@ -131,7 +137,16 @@ def test_cni_pod_mtu_is_not_above_the_node_mtu(
         observed=out[-300:],
         objects=[host.describe()],
     )
-    node_mtu = int(re.search(r"mtu (\d+)", host.run(["ip", "-o", "link", "show", "dev", str(dev)]).stdout).group(1))  # type: ignore[union-attr]
+    link = next((line for line in links.splitlines() if re.match(rf"\d+: {re.escape(str(dev))}[:@]", line)), "")
+    found = re.search(r"mtu (\d+)", link)
+    if found is None:
+        diagnose.fail(
+            f"no MTU for {dev}, the interface with the node's InternalIP",
+            expected=f"a line for {dev} with its mtu in `ip -o link show`",
+            observed=links[-300:],
+            objects=[host.describe()],
+        )
+    node_mtu = int(found.group(1))
     pods = [p for p in web.pods if p.node == node_name]
     if not pods:
         cluster.require("cni", f"no test pod was scheduled on {node_name}, so its pod MTU went unchecked")
@@ -167,6 +182,27 @@ def test_cni_replacement_pod_gets_a_new_ip(
     check_interfaces(diagnose, cluster, workloads, pods)
 
 
+FILE_MARK = "@@nc-file"
+
+
+def read_cni_dirs(host: ProbePod, conf_dir: str, bin_dir: str) -> tuple[str, dict[str, str], set[str]]:
+    """In one exec from the node: the configuration folder's listing, the text of each configuration file in it,
+    and the names of the executables in the plugin folder."""
+    conf, bins = shlex.quote(f"/host{conf_dir}"), shlex.quote(f"/host{bin_dir}")
+    listing, texts, executables = run_each(
+        host,
+        [
+            f"ls -1 {conf} 2>&1",
+            f'for f in {conf}/*; do case "$f" in *.conf|*.conflist|*.json) '
+            f'printf \'\\n{FILE_MARK} %s\\n\' "${{f##*/}}"; cat "$f";; esac; done',
+            f'for b in {bins}/*; do [ -x "$b" ] && echo "${{b##*/}}"; done; true',
+        ],
+    )
+    parts = re.split(rf"^{FILE_MARK} (.+)\n", texts, flags=re.M)
+    files = dict(zip(parts[1::2], parts[2::2], strict=True))
+    return listing, files, set(executables.split())
+
+
 def first_config(listing: list[str]) -> str | None:
     """The file the container runtime uses: the first .conf/.conflist/.json in lexical order."""
     return next((f for f in sorted(listing) if f.endswith((".conf", ".conflist", ".json"))), None)
@@ -181,25 +217,25 @@ def test_cni_configuration_is_valid_on_every_node(
     conf_dir = node.cni_conf_dir or cluster.settings.cni_conf_dir
     bin_dir = node.cni_bin_dir or cluster.settings.cni_bin_dir
     host = node_clients.node_client(node_name)
-    ls = host.run(["ls", "-1", f"/host{conf_dir}"])
-    first = first_config(ls.stdout.split())
+    listing, files, executables = read_cni_dirs(host, conf_dir, bin_dir)
+    first = first_config(listing.split())
     diagnose.check(
         first is not None,
         f"no CNI configuration on node {node_name}",
         expected=f"a .conf or .conflist in {conf_dir}",
-        observed=ls.stdout.strip() or ls.stderr.strip(),
+        observed=listing.strip() or "(empty)",
         objects=[host.describe()],
         reproduce=host.repro(["ls", "-1", f"/host{conf_dir}"]),
     )
-    text = host.run(["cat", f"/host{conf_dir}/{first}"]).stdout
     try:
-        conf = json.loads(text)
+        conf = json.loads(files.get(str(first), ""))
     except ValueError as e:
         diagnose.fail(
             f"CNI configuration {conf_dir}/{first} on {node_name} does not parse",
             expected="JSON",
             observed=str(e),
             objects=[host.describe()],
+            reproduce=host.repro(["cat", f"/host{conf_dir}/{first}"]),
         )
     diagnose.check(
         bool(conf.get("cniVersion")),
@@ -210,14 +246,7 @@ def test_cni_configuration_is_valid_on_every_node(
     )
     plugins = conf.get("plugins") or [conf]
     types = [p.get("type") for p in plugins]
-    check = host.run(
-        [
-            "sh",
-            "-c",
-            " ; ".join(f"test -x /host{bin_dir}/{shlex.quote(str(t))} || echo {shlex.quote(str(t))}" for t in types),
-        ]
-    )
-    missing = check.stdout.split()
+    missing = [str(t) for t in types if t not in executables]
     diagnose.check(
         not missing,
         f"CNI plugins named in {first} are missing on {node_name}",

@@ -7,11 +7,20 @@ import pytest
 from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
 from fixtures.preconditions import Precondition, service_proxy
+from fixtures.prestart import Stage
 from fixtures.workloads import Backend, Workloads
 from netconform import probes
 from netconform.probes import ProbePod
 
 pytestmark = pytest.mark.endpoints
+
+#: The run's probe pod is this module's client: it reaches the Services by ClusterIP and fully qualified name.
+SHARED_CLIENT = True
+
+
+def prestart(stage: Stage) -> None:
+    """The server behind the static endpoints, requested at the start of the run."""
+    stage.workloads.request_server("outside", replicas=1)
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +52,7 @@ def test_endpoints_selectorless_service_reaches_its_static_endpoint(
     diagnose: Diagnose,
     cluster: ClusterHandle,
     client: ProbePod,
+    workloads: Workloads,
     services: dict[str, str],
     target: Backend,
     service_name: str,
@@ -57,7 +67,7 @@ def test_endpoints_selectorless_service_reaches_its_static_endpoint(
         via=client,
         what=f"Service {service_name} does not reach its static endpoint {pod.ip}:8080",
         expected=f"HTTP 200 from {pod.name}",
-        objects=[f"service {client.namespace}/{service_name}", f"endpoint pod {pod.name} ({pod.ip})"],
+        objects=[f"service {workloads.namespace}/{service_name}", f"endpoint pod {pod.name} ({pod.ip})"],
     )
 
 
@@ -66,13 +76,14 @@ def test_endpoints_selectorless_headless_name_resolves_to_the_static_address(
     diagnose: Diagnose,
     cluster: ClusterHandle,
     client: ProbePod,
+    workloads: Workloads,
     services: dict[str, str],
     target: Backend,
 ) -> None:
     """A headless Service without selector resolves to the address in its EndpointSlice."""
     cluster_dns.require()
     (pod,) = target.pods
-    name = f"static-headless.{client.namespace}.svc.{cluster.info.cluster_domain}"
+    name = f"static-headless.{workloads.namespace}.svc.{cluster.info.cluster_domain}"
     diagnose.until(
         probes.lookup_probe(client, name),
         lambda a: a.values("A") == {pod.ip},

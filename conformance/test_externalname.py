@@ -13,6 +13,9 @@ from netconform.probes import ProbePod
 
 pytestmark = pytest.mark.externalname
 
+#: The run's probe pod is this module's client: the name it resolves is fully qualified.
+SHARED_CLIENT = True
+
 
 @pytest.fixture(scope="module")
 def target(cluster: ClusterHandle) -> str:
@@ -55,7 +58,8 @@ def test_externalname_resolves_to_a_cname_and_onward(
             deadline,
         )
     except probes.NotConsistent as e:
-        diagnose.involve(service.namespace, client.name)
+        diagnose.involve(service.namespace)
+        diagnose.involve(client.namespace, client.name)
         diagnose.fail(
             f"ExternalName {name} is not a CNAME for {target}",
             expected=f"CNAME {target}. then A {sorted(direct.values('A'))}",

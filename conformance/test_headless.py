@@ -17,6 +17,9 @@ from netconform.probes import ProbePod
 
 pytestmark = pytest.mark.headless
 
+#: The run's probe pod is this module's client: every name it resolves is fully qualified.
+SHARED_CLIENT = True
+
 
 REPLICAS = 2
 

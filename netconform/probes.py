@@ -11,7 +11,7 @@ import shlex
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -51,6 +51,15 @@ class ProbePod:
 
     def describe(self) -> str:
         return f"pod {self.namespace}/{self.name} ({self.ip} on {self.node})"
+
+
+def run_each(pod: ProbePod, commands: Sequence[list[str] | str]) -> list[str]:
+    """The standard output of each command (an argv, or a shell snippet as is), run one after the other in one
+    exec: an exec costs the cluster far more CPU (API server, kubelet, runtime) than reading a few files does."""
+    marker = "@@nc-part"
+    script = f"; echo {marker}; ".join(c if isinstance(c, str) else shlex.join(c) for c in commands)
+    parts = pod.run(["sh", "-c", script]).stdout.split(f"{marker}\n")
+    return (parts + [""] * len(commands))[: len(commands)]
 
 
 @dataclass(frozen=True)
