@@ -44,8 +44,8 @@ def prestart(stage: Stage) -> None:
     ws = stage.workloads
     ws.request_server("web", replicas=REPLICAS)
     ws.request_server("local", replicas=1, node=nodes_under_test(stage.cluster)[-1])
-    ws.request_client("client")
-    ws.request_client("outsider")
+    if stage.run:
+        stage.run.request_pinned_client(nodes_under_test(stage.cluster)[0])
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +60,10 @@ def local(workloads: Workloads, cluster: ClusterHandle) -> Backend:
 
 
 @pytest.fixture(scope="module")
-def outsider(workloads: Workloads) -> ProbePod:
-    """A pod that no Service here admits."""
-    return workloads.client("outsider")
+def outsider(cluster: ClusterHandle, run_workloads: Workloads) -> ProbePod:
+    """A pod that no Service here admits: the run's probe pod on the first tested node (not the module's client,
+    the run's own probe pod, which the ranges admit)."""
+    return run_workloads.pinned_client(nodes_under_test(cluster)[0])
 
 
 def answered_by(backend: Backend) -> Callable[[probes.HttpResult], bool]:
