@@ -347,6 +347,11 @@ class Kube:
             )
         self._gone(why)
 
+    def check_reachable(self, why: str) -> None:
+        """After a silence: go on if the API server answers, else fail this and every later call at once."""
+        if not self.answers():
+            self._gone(why)
+
     def _gone(self, why: str) -> NoReturn:
         """From now on every call fails at once with this line."""
         self.unreachable = f"the API server at {self.server} stopped answering ({why})"
@@ -375,6 +380,26 @@ class ExecSession:
             return None
         except Exception:  # a closed socket: the answer is "no session", never an exception in a probe
             return None
+
+    def answer(self, line: str, is_answer: Callable[[str], bool], timeout_s: float) -> str | None:
+        """Send one line; the first line back that `is_answer` accepts, or None when the session ended or nothing
+        came within `timeout_s`."""
+        try:
+            self.ws.write_stdin(line + "\n")
+            deadline = time.monotonic() + timeout_s
+            while self.ws.is_open() and time.monotonic() < deadline:
+                got = self.ws.readline_stdout(timeout=max(0.05, deadline - time.monotonic()))
+                if got and is_answer(got):
+                    return str(got)
+            return None
+        except Exception:  # a closed socket: no answer
+            return None
+
+    def is_open(self) -> bool:
+        try:
+            return bool(self.ws.is_open())
+        except Exception:
+            return False
 
     def close(self) -> None:
         try:

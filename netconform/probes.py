@@ -21,6 +21,7 @@ import dns.rdataclass
 import dns.rdatatype
 from cryptography import x509
 
+from . import podshell
 from .kube import ExecResult, Kube
 
 __all__ = ["ExecResult"]  # probes return it raw where a check reads the output itself
@@ -35,7 +36,7 @@ PROBE_S = 10.0
 
 @dataclass(frozen=True)
 class ProbePod:
-    """A pod that probes run in (`kubectl exec`)."""
+    """A pod that probes run in (as with `kubectl exec`)."""
 
     kube: Kube
     namespace: str
@@ -44,7 +45,8 @@ class ProbePod:
     node: str
 
     def run(self, cmd: list[str], timeout_s: float = 20) -> ExecResult:
-        return self.kube.exec(self.namespace, self.name, cmd, timeout_s=timeout_s)
+        """`cmd` in the pod, through a shell kept open there (netconform.podshell): what `kubectl exec` gives."""
+        return podshell.run(self.kube, self.namespace, self.name, cmd, timeout_s)
 
     def repro(self, cmd: list[str]) -> str:
         return self.kube.kubectl("exec", "-n", self.namespace, self.name, "--", *cmd)

@@ -1,0 +1,173 @@
+"""The probe shell's loop (run here by a local `sh`, as the pod runs it) and the pool's choices between a shell and
+a plain exec (a fake client whose sessions are local shells)."""
+
+from __future__ import annotations
+
+import select
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from netconform import podshell
+from netconform.kube import ExecResult
+
+
+class LocalSession:
+    """The exec stream of `sh -c LOOP`, with a local process in place of the pod."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+
+    def answer(self, line: str, is_answer: Callable[[str], bool], timeout_s: float) -> str | None:
+        assert self.proc.stdin and self.proc.stdout
+        try:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            return None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                return None
+            got = self.proc.stdout.readline()
+            if not got:
+                return None
+            if is_answer(got.rstrip("\n")):
+                return got.rstrip("\n")
+        return None
+
+    def is_open(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def shell(token: str = "t0k") -> podshell.PodShell:
+    return podshell.PodShell(LocalSession(["sh", "-c", podshell.LOOP, "nc-shell", token]), token)  # type: ignore[arg-type]
+
+
+def test_the_shell_keeps_exit_code_stdout_and_stderr_apart() -> None:
+    sh = shell()
+    try:
+        got = sh.run(["sh", "-c", "printf 'two\\nlines'; printf 'oops\\n' >&2; exit 3"], 5)
+        assert got == ExecResult(3, "two\nlines", "oops\n")
+        # The next command on the same shell: nothing of the first one is left over.
+        assert sh.run(["printf", "%s", 'it\'s "quoted" $HOME'], 5) == ExecResult(0, 'it\'s "quoted" $HOME', "")
+    finally:
+        sh.session.close()
+
+
+def test_a_command_reads_no_stdin_so_it_cannot_eat_the_next_command() -> None:
+    sh = shell()
+    try:
+        assert sh.run(["cat"], 5) == ExecResult(0, "", "")
+        assert sh.run(["echo", "after"], 5) == ExecResult(0, "after\n", "")
+    finally:
+        sh.session.close()
+
+
+def test_a_command_that_outlives_its_deadline_gives_no_result() -> None:
+    sh = shell()
+    try:
+        assert sh.run(["sleep", "5"], 0.3) is None
+    finally:
+        sh.session.close()
+
+
+def test_an_answer_whose_plumbing_failed_is_no_result() -> None:
+    with pytest.raises(podshell.Broken):
+        podshell.parse_answer("t0k x  ")  # the shell could not decode or encode
+    with pytest.raises(podshell.Broken):
+        podshell.parse_answer("t0k 0 not-base64! ")
+    sh = shell()
+    try:
+        line = sh.session.answer("!!!", lambda got: podshell.is_answer(got, "t0k"), 5)
+        assert line is not None
+        with pytest.raises(podshell.Broken):
+            podshell.parse_answer(line)
+    finally:
+        sh.session.close()
+
+
+@dataclass
+class FakeKube:
+    """Sessions are local shells running `loop` (the real one unless a test breaks it); execs are recorded."""
+
+    loop: str = podshell.LOOP
+    opened: int = 0
+    execs: list[list[str]] = field(default_factory=list)
+    sessions: list[LocalSession] = field(default_factory=list)
+
+    def open_exec(self, namespace: str, pod: str, command: list[str]) -> LocalSession:
+        self.opened += 1
+        assert command[:2] == ["sh", "-c"]
+        session = LocalSession(["sh", "-c", self.loop, *command[3:]])
+        self.sessions.append(session)
+        return session
+
+    def exec(self, namespace: str, pod: str, command: list[str], timeout_s: float = 30) -> ExecResult:
+        self.execs.append(command)
+        return ExecResult(0, "from a plain exec", "")
+
+    def check_reachable(self, why: str) -> None:
+        pass
+
+    def close(self) -> None:
+        for s in self.sessions:
+            s.close()
+
+
+def test_the_pool_runs_every_command_of_a_pod_through_one_shell() -> None:
+    kube = FakeKube()
+    pool = podshell.ShellPool(kube)  # type: ignore[arg-type]
+    try:
+        for word in ("one", "two", "three"):
+            assert pool.run("ns", "pod", ["echo", word], 5) == ExecResult(0, f"{word}\n", "")
+        assert (kube.opened, kube.execs) == (1, [])
+    finally:
+        kube.close()
+
+
+def test_a_shell_that_does_not_answer_hello_exactly_is_never_used() -> None:
+    # A pod without base64: every answer's plumbing fails. Its probes must not read as "no output, exit 0".
+    kube = FakeKube(loop=podshell.LOOP.replace("base64", "no-such-base64"))
+    pool = podshell.ShellPool(kube)  # type: ignore[arg-type]
+    try:
+        assert pool.run("ns", "pod", ["echo", "x"], 5) == ExecResult(0, "from a plain exec", "")
+        assert pool.run("ns", "pod", ["echo", "y"], 5) == ExecResult(0, "from a plain exec", "")
+        assert kube.opened == 1, "a refused pod is not asked again"
+        assert kube.execs == [["echo", "x"], ["echo", "y"]]
+    finally:
+        kube.close()
+
+
+def test_a_command_whose_shell_ended_runs_as_a_plain_exec() -> None:
+    kube = FakeKube()
+    pool = podshell.ShellPool(kube)  # type: ignore[arg-type]
+    try:
+        assert pool.run("ns", "pod", ["echo", "first"], 5).stdout == "first\n"
+        kube.sessions[0].proc.kill()  # the pod was replaced, the stream cut
+        kube.sessions[0].proc.wait()
+        assert pool.run("ns", "pod", ["echo", "second"], 5).stdout == "second\n"  # a new shell
+        assert kube.opened == 2
+    finally:
+        kube.close()
+
+
+def test_a_command_past_its_deadline_gets_exit_124_as_from_an_exec() -> None:
+    kube = FakeKube()
+    pool = podshell.ShellPool(kube)  # type: ignore[arg-type]
+    try:
+        got = pool.run("ns", "pod", ["sleep", "5"], 0.3)
+        assert got.rc == 124 and "timed out" in got.stderr
+        assert pool.run("ns", "pod", ["echo", "next"], 5).stdout == "next\n"  # on a new shell
+        assert kube.execs == []
+    finally:
+        kube.close()
