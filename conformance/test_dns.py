@@ -13,7 +13,7 @@ from fixtures.diagnostics import Diagnose
 from fixtures.observations import Observer
 from fixtures.preconditions import Precondition
 from fixtures.prestart import Stage
-from fixtures.workloads import Backend, ServiceRef, Workloads
+from fixtures.workloads import ServiceRef, Workloads
 from netconform import probes
 from netconform.probes import ProbePod
 
@@ -21,12 +21,11 @@ pytestmark = pytest.mark.dns
 
 
 def prestart(stage: Stage) -> None:
-    """The backend and its Service, the pod with its own DNS name and settings, and a probe pod on every node,
+    """The pod with its own DNS name and settings, the Service in front of it, and a probe pod on every node,
     requested at the start of the run."""
     ws = stage.workloads
-    ws.request_server("web", replicas=1)
-    ws.service("clusterip", "service", NAME="web")
     ws.apply(member_docs(stage.cluster, ws))
+    ws.apply(web_service_docs(ws))
     if stage.run:
         for node in nodes_under_test(stage.cluster):
             stage.run.request_pinned_client(node)
@@ -36,13 +35,19 @@ def member_docs(cluster: ClusterHandle, ws: Workloads) -> list[dict[str, Any]]:
     return ws.render("dns", "member", DNS_IP=cluster.info.dns_service_ip, DOMAIN=cluster.info.cluster_domain)
 
 
+def web_service_docs(ws: Workloads) -> list[dict[str, Any]]:
+    """A ClusterIP Service named `web` whose backend is the member pod (a pod of its own would only cost a start)."""
+    docs = ws.render("clusterip", "service", NAME="web")
+    docs[0]["spec"]["selector"] = {"app": "crew"}
+    return docs
+
+
 @pytest.fixture(scope="module")
-def service(workloads: Workloads) -> ServiceRef:
-    """A ClusterIP Service named `web` with one ready backend."""
-    backend: Backend = workloads.server("web", replicas=1)
-    svc = workloads.service("clusterip", "service", NAME="web")
-    workloads.wait_endpoints("web", backend.ips)
-    return svc
+def service(workloads: Workloads, member: ProbePod) -> ServiceRef:
+    """A ClusterIP Service named `web` with one ready backend (the member pod)."""
+    svc = next(d for d in workloads.apply(web_service_docs(workloads)) if d["kind"] == "Service")
+    workloads.wait_endpoints("web", {member.ip})
+    return ServiceRef(svc["metadata"]["name"], workloads.namespace, svc["spec"].get("clusterIP"), svc["spec"])
 
 
 def names(svc: ServiceRef, domain: str) -> dict[str, str]:
