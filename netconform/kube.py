@@ -566,7 +566,8 @@ def wait(
     interval_s: float = 0.25,
     describe: Callable[[], object] | None = None,
 ) -> T:
-    """Poll `probe` until it returns a truthy value; on timeout report the last observed state."""
+    """Poll `probe` until it returns a truthy value; on timeout report the last observed state (`describe()`, asked
+    once at the end: called on every poll it doubled the requests of every wait)."""
     __tracebackhide__ = True
     end = time.monotonic() + deadline_s
     last: object = None
@@ -580,8 +581,15 @@ def wait(
         else:
             if value:
                 return value
-            last = value if describe is None else describe()
+            last = value
         if time.monotonic() >= end:
+            if describe is not None and not isinstance(last, str):
+                try:
+                    last = describe()
+                except (ClusterUnreachable, Forbidden):
+                    raise
+                except Exception as e:
+                    last = f"{type(e).__name__}: {e}"
             raise WaitTimeout(what, deadline_s, last)
         time.sleep(interval_s)
 
