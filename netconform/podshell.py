@@ -4,7 +4,9 @@ Every exec costs the cluster far more CPU than the probe it runs (the API server
 and the runtime start a process through `runc exec`): about 80 ms of CPU on the local cluster, measured, against a
 few milliseconds for a curl or a dig. A shell that reads one command per line and answers one line per command
 turns a run's many execs into a few per probe pod. The answer keeps what an exec gives: the exit code, stdout and
-stderr apart (each in base64 on the answer line, so any bytes and line breaks survive).
+stderr apart (each in base64 on the answer line, so any bytes and line breaks survive). A command past its deadline
+gets exit code 124, as from an exec, but without its partial output; its shell is closed and the next command opens
+another. Shells end with the process (their streams close; each pod's `sh` then reads end of file and exits).
 
 Never green by accident: a shell is used only after it ran a known command and answered exactly (so its sh,
 base64 and /tmp work); an answer whose plumbing failed (a command that could not be decoded, an answer that does
@@ -145,13 +147,6 @@ class ShellPool:
             self._refuse(key, shell)
             return None
         return shell
-
-    def close(self) -> None:
-        with self.lock:
-            for shells in self.idle.values():
-                for shell in shells:
-                    shell.session.close()
-            self.idle.clear()
 
 
 #: One pool per client, by id: a pool holds its client, so the id stays that client's.
