@@ -21,6 +21,7 @@ from fixtures.bulk import expect_bulk, expect_runner_bulk
 from fixtures.cluster import ClusterHandle, nodes_under_test
 from fixtures.diagnostics import Diagnose
 from fixtures.ingress import IngressController
+from fixtures.preconditions import Precondition, service_proxy
 from fixtures.prestart import Stage
 from fixtures.workloads import Backend, ServiceRef, Workloads
 from netconform import probes
@@ -153,6 +154,14 @@ def balancers(
     }
 
 
+@pytest.fixture(scope="module")
+def proxy(cluster: ClusterHandle, client: ProbePod, balancers: dict[str, ServiceRef]) -> Precondition:
+    """Every path to a LoadBalancer address ends in the Service proxy (the implementation only gets the packets to a
+    node): if it does not answer on the web Service's own ClusterIP (probed once), the checks fail at once with that
+    cause instead of each waiting out its deadline."""
+    return service_proxy(cluster, client, balancers["web"])
+
+
 def neighbour_state(address: str) -> str:
     """What the runner's ARP table says of an address (a layer 2 announcement answered or not)."""
     try:
@@ -215,10 +224,16 @@ def runner_answer(
 
 
 def test_loadbalancer_gets_an_address_that_answers(
-    diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, web: Backend, balancers: dict[str, ServiceRef]
+    proxy: Precondition,
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    web: Backend,
+    balancers: dict[str, ServiceRef],
 ) -> None:
     """A LoadBalancer Service gets an address, and it answers with a backend's hostname from a pod and from the
     runner."""
+    proxy.require()
     lb = address_of(cluster, balancers["web"])
     diagnose.until(
         probes.http_probe(client, f"{lb.url}/hostname"),
@@ -241,10 +256,16 @@ def test_loadbalancer_gets_an_address_that_answers(
 
 
 def test_loadbalancer_carries_1_mib_each_way(
-    diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, web: Backend, balancers: dict[str, ServiceRef]
+    proxy: Precondition,
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    web: Backend,
+    balancers: dict[str, ServiceRef],
 ) -> None:
     """Through the LoadBalancer address, from a pod and from the runner, 1 MiB uploaded and 1 MiB downloaded arrive
     whole."""
+    proxy.require()
     lb = address_of(cluster, balancers["web"])
     expect_bulk(
         diagnose,
@@ -263,10 +284,16 @@ def test_loadbalancer_carries_1_mib_each_way(
 
 
 def test_loadbalancer_local_policy_keeps_the_client_address_and_health_checks_only_backend_nodes(
-    diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, local: Backend, balancers: dict[str, ServiceRef]
+    proxy: Precondition,
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    local: Backend,
+    balancers: dict[str, ServiceRef],
 ) -> None:
     """externalTrafficPolicy Local: the backend sees the runner's own address, and the Service's health check
     node port answers 200 only on nodes with a backend (503 elsewhere), which is how a load balancer picks nodes."""
+    proxy.require()
     lb = address_of(cluster, balancers["local"])
     svc = cluster.kube.get("v1", "Service", lb.service.name, lb.service.namespace) or {}
     hc_port = svc["spec"].get("healthCheckNodePort")
@@ -330,6 +357,7 @@ def test_loadbalancer_local_policy_keeps_the_client_address_and_health_checks_on
 
 
 def test_loadbalancer_source_ranges_keep_other_sources_out(
+    proxy: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     client: ProbePod,
@@ -338,6 +366,7 @@ def test_loadbalancer_source_ranges_keep_other_sources_out(
     balancers: dict[str, ServiceRef],
 ) -> None:
     """loadBalancerSourceRanges admitting one pod: that pod gets an answer; another pod, and the runner, get none."""
+    proxy.require()
     lb = address_of(cluster, balancers["ranged"])
     url = f"{lb.url}/hostname"
     diagnose.until(
@@ -389,6 +418,7 @@ def controller_endpoints(cluster: ClusterHandle, ctrl: IngressController) -> tup
 
 
 def test_loadbalancer_routes_hosts_to_backends_over_http_and_https(
+    proxy: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
     workloads: Workloads,
@@ -401,6 +431,7 @@ def test_loadbalancer_routes_hosts_to_backends_over_http_and_https(
     LoadBalancer address (a Service of this run listing the controller's pods):
     a host routes through that address to its backend over HTTP and over HTTPS, from a pod (and from the runner on the
     local cluster)."""
+    proxy.require()
     ctrl = ingress_controller
     ips, ports = controller_endpoints(cluster, ctrl)
     if not ips or set(ports) != {"http", "https"}:
