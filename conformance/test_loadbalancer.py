@@ -62,8 +62,8 @@ def local(workloads: Workloads, cluster: ClusterHandle) -> Backend:
 
 @pytest.fixture(scope="module")
 def outsider(cluster: ClusterHandle, run_workloads: Workloads) -> ProbePod:
-    """A pod that no Service here admits: the run's probe pod on the first tested node (not the module's client,
-    the run's own probe pod, which the ranges admit)."""
+    """A pod that no Service here admits: the run's per-node probe pod on the first tested node. (The module's
+    client is the run's probe pod, which the ranges do admit.)"""
     return run_workloads.pinned_client(nodes_under_test(cluster)[0])
 
 
