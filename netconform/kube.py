@@ -251,10 +251,9 @@ class Kube:
                     buf.append(ws.read_channel(chan))
         finally:
             ws.close()
-        if timed_out and not self.answers():
-            # Silence on an exec can be the probe's own wait, or a server that is gone: ask once, briefly.
-            self._gone("an exec got no reply")
         if timed_out:
+            # Silence on an exec can be the probe's own wait, or a server that is gone: ask once, briefly.
+            self.check_reachable("an exec got no reply")
             return ExecResult(
                 124, "".join(out), "".join(err) + f"\n[netconform: exec timed out after {timeout_s:.0f}s]"
             )
@@ -367,19 +366,15 @@ class ExecSession:
     def ask(self, line: str, end: str, timeout_s: float) -> list[str] | None:
         """Send one line; the lines answered before `end`, or None when the session ended or went silent (the
         caller starts a new one: nothing here waits past `timeout_s`)."""
-        try:
-            self.ws.write_stdin(line + "\n")
-            out: list[str] = []
-            deadline = time.monotonic() + timeout_s
-            while self.ws.is_open() and time.monotonic() < deadline:
-                got = self.ws.readline_stdout(timeout=max(0.05, deadline - time.monotonic()))
-                if got == end:
-                    return out
-                if got:
-                    out.append(got)
-            return None
-        except Exception:  # a closed socket: the answer is "no session", never an exception in a probe
-            return None
+        out: list[str] = []
+
+        def collect(got: str) -> bool:
+            if got == end:
+                return True
+            out.append(got)
+            return False
+
+        return out if self.answer(line, collect, timeout_s) is not None else None
 
     def answer(self, line: str, is_answer: Callable[[str], bool], timeout_s: float) -> str | None:
         """Send one line; the first line back that `is_answer` accepts, or None when the session ended or nothing
@@ -392,7 +387,7 @@ class ExecSession:
                 if got and is_answer(got):
                     return str(got)
             return None
-        except Exception:  # a closed socket: no answer
+        except Exception:  # a closed socket: no answer, never an exception in a probe
             return None
 
     def is_open(self) -> bool:
