@@ -567,18 +567,19 @@ def wait(
     end = time.monotonic() + deadline_s
     last: object = None
     while True:
+        errored = False
         try:
             value = probe()
         except (ClusterUnreachable, Forbidden):
             raise
         except Exception as e:  # a transient error is an observation, not a verdict
-            value, last = None, f"{type(e).__name__}: {e}"
+            value, last, errored = None, f"{type(e).__name__}: {e}", True
         else:
             if value:
                 return value
             last = value
         if time.monotonic() >= end:
-            if describe is not None and not isinstance(last, str):
+            if describe is not None and not errored:
                 try:
                     last = describe()
                 except (ClusterUnreachable, Forbidden):
