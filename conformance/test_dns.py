@@ -47,7 +47,7 @@ def service(workloads: Workloads, member: ProbePod) -> ServiceRef:
     """A ClusterIP Service named `web` with one ready backend (the member pod)."""
     svc = next(d for d in workloads.apply(web_service_docs(workloads)) if d["kind"] == "Service")
     workloads.wait_endpoints("web", {member.ip})
-    return ServiceRef(svc["metadata"]["name"], workloads.namespace, svc["spec"].get("clusterIP"), svc["spec"])
+    return ServiceRef.of(svc)
 
 
 def names(svc: ServiceRef, domain: str) -> dict[str, str]:

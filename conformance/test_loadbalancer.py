@@ -104,10 +104,7 @@ def create(workloads: Workloads, name: str, backend: str, sources: list[str], po
     """A LoadBalancer Service in front of Deployment `backend` that admits only `sources`."""
     docs = workloads.render("loadbalancer", "service", NAME=name, BACKEND=backend, POLICY=policy)
     docs[0]["spec"]["loadBalancerSourceRanges"] = sorted(f"{s}/32" for s in sources)
-    applied = workloads.apply(docs)[0]
-    return ServiceRef(
-        applied["metadata"]["name"], workloads.namespace, applied["spec"].get("clusterIP"), applied["spec"]
-    )
+    return ServiceRef.of(workloads.apply(docs)[0])
 
 
 def address_of(cluster: ClusterHandle, svc: ServiceRef) -> Balancer:
@@ -454,7 +451,7 @@ def test_loadbalancer_routes_hosts_to_backends_over_http_and_https(
     docs[0]["spec"]["loadBalancerSourceRanges"] = sorted(f"{s}/32" for s in allowed_sources(cluster, client))
     docs[1]["endpoints"] = [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]
     applied = workloads.apply(docs)[0]
-    lb = address_of(cluster, ServiceRef(applied["metadata"]["name"], workloads.namespace, None, applied["spec"]))
+    lb = address_of(cluster, ServiceRef.of(applied))
     objects = [
         lb.describe(),
         f"Host {host}",
