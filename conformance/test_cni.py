@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 
-from fixtures.cluster import ClusterHandle
+from fixtures.cluster import ClusterHandle, nodes_under_test
 from fixtures.diagnostics import Diagnose
 from fixtures.prestart import Stage
 from fixtures.workloads import Backend, PodRef, Workloads, in_cidr
@@ -17,19 +17,35 @@ from netconform.probes import ProbePod, run_each
 pytestmark = pytest.mark.cni
 
 
+#: The interface checks look at this many pods at least, so that "unique pod IPs" compares more than a pair.
+AT_LEAST = 3
+
+
 def replicas(cluster: ClusterHandle) -> int:
-    return max(3, len(cluster.info.schedulable_nodes))
+    """The Deployment's pods: the run's probe pod on every tested node is checked too (it runs anyway, pinned to its
+    node, so every node is covered), and the Deployment tops that up to AT_LEAST pods. Each pod of its own had cost
+    the run a pod start, which is what a run on a small cluster spends most of its CPU on (#12)."""
+    return max(1, AT_LEAST - len(nodes_under_test(cluster)))
 
 
 def prestart(stage: Stage) -> None:
-    """The Deployment, requested at the start of the run."""
+    """The Deployment and the run's pinned probe pods, requested at the start of the run."""
     stage.workloads.request_server("web", replicas=replicas(stage.cluster))
+    if stage.run:
+        for node in nodes_under_test(stage.cluster):
+            stage.run.request_pinned_client(node)
 
 
 @pytest.fixture(scope="module")
 def web(workloads: Workloads, cluster: ClusterHandle) -> Backend:
-    """A Deployment with a pod on every node (at least 3 pods)."""
+    """A Deployment (the replacement check deletes one of its pods)."""
     return workloads.server("web", replicas=replicas(cluster))
+
+
+@pytest.fixture(scope="module")
+def pinned(run_workloads: Workloads, cluster: ClusterHandle) -> tuple[ProbePod, ...]:
+    """The run's restricted probe pod on every tested node."""
+    return tuple(run_workloads.pinned_client(n) for n in nodes_under_test(cluster))
 
 
 def probe_pod(workloads: Workloads, pod: PodRef) -> ProbePod:
@@ -58,31 +74,28 @@ def eth0_facts(pod: ProbePod) -> dict[str, object]:
     }
 
 
-def check_interfaces(
-    diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads, pods: tuple[PodRef, ...]
-) -> None:
+def check_interfaces(diagnose: Diagnose, cluster: ClusterHandle, pods: list[ProbePod]) -> None:
     __tracebackhide__ = True
     cidrs = {n.name: n.pod_cidrs for n in cluster.info.nodes}
     mtus = {}
-    for ref in pods:
-        pod = probe_pod(workloads, ref)
+    for pod in pods:
         facts = eth0_facts(pod)
         repro = pod.repro(["ip", "-o", "addr", "show", "dev", "eth0"])
         diagnose.check(
-            facts["ip"] == ref.ip,
+            facts["ip"] == pod.ip,
             "status.podIP differs from the address on the pod's eth0",
-            expected=f"eth0 has {ref.ip}",
+            expected=f"eth0 has {pod.ip}",
             observed=f"eth0 has {facts['ip']}",
             objects=[pod.describe()],
             reproduce=repro,
         )
-        if cidrs.get(ref.node):
+        if cidrs.get(pod.node):
             diagnose.check(
-                in_cidr(ref.ip, cidrs[ref.node]),
+                in_cidr(pod.ip, cidrs[pod.node]),
                 "pod IP outside its node's podCIDR",
-                expected=f"{ref.ip} in {', '.join(cidrs[ref.node])}",
-                observed=ref.ip,
-                objects=[pod.describe(), f"node {ref.node}"],
+                expected=f"{pod.ip} in {', '.join(cidrs[pod.node])}",
+                observed=pod.ip,
+                objects=[pod.describe(), f"node {pod.node}"],
             )
         diagnose.check(
             facts["default_dev"] == "eth0",
@@ -92,7 +105,7 @@ def check_interfaces(
             objects=[pod.describe()],
             reproduce=pod.repro(["ip", "-4", "route", "show", "default"]),
         )
-        mtus[ref.name] = facts["mtu"]
+        mtus[pod.name] = facts["mtu"]
     ips = [p.ip for p in pods]
     diagnose.check(
         len(set(ips)) == len(ips),
@@ -109,11 +122,12 @@ def check_interfaces(
 
 
 def test_cni_pod_interfaces_match_pod_status(
-    diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads, web: Backend
+    diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads, web: Backend, pinned: tuple[ProbePod, ...]
 ) -> None:
-    """Each pod's eth0 carries status.podIP, inside its node's podCIDR; IPs are unique; one MTU; default via eth0."""
+    """Each pod's eth0 carries status.podIP, inside its node's podCIDR; IPs are unique; one MTU; default via eth0.
+    The pods: the Deployment's and the run's probe pod on every tested node (at least 3)."""
     diagnose.involve(workloads.namespace, *web.names)
-    check_interfaces(diagnose, cluster, workloads, web.pods)
+    check_interfaces(diagnose, cluster, [*pinned, *(probe_pod(workloads, p) for p in web.pods)])
 
 
 @pytest.mark.privileged
@@ -123,6 +137,7 @@ def test_cni_pod_mtu_is_not_above_the_node_mtu(
     workloads: Workloads,
     node_clients: Workloads,
     web: Backend,
+    pinned: tuple[ProbePod, ...],
     node_name: str,
 ) -> None:
     """The pods' eth0 MTU is not above the MTU of the node's own interface (the one with its InternalIP)."""
@@ -147,22 +162,22 @@ def test_cni_pod_mtu_is_not_above_the_node_mtu(
             objects=[host.describe()],
         )
     node_mtu = int(found.group(1))
-    pods = [p for p in web.pods if p.node == node_name]
+    pods = [p for p in [*pinned, *(probe_pod(workloads, p) for p in web.pods)] if p.node == node_name]
     if not pods:
         cluster.require("cni", f"no test pod was scheduled on {node_name}, so its pod MTU went unchecked")
-    for ref in pods:
-        mtu = eth0_facts(probe_pod(workloads, ref))["mtu"]
+    for pod in pods:
+        mtu = eth0_facts(pod)["mtu"]
         diagnose.check(
             mtu is not None and mtu <= node_mtu,
             "pod MTU above the node's MTU",
             expected=f"eth0 MTU <= {node_mtu} ({dev} on {node_name})",
             observed=f"eth0 MTU {mtu}",
-            objects=[f"pod {workloads.namespace}/{ref.name}", f"node {node_name}"],
+            objects=[pod.describe(), f"node {node_name}"],
         )
 
 
 def test_cni_replacement_pod_gets_a_new_ip(
-    diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads, web: Backend
+    diagnose: Diagnose, cluster: ClusterHandle, workloads: Workloads, web: Backend, pinned: tuple[ProbePod, ...]
 ) -> None:
     """Deleting a pod: its replacement gets a different IP, and the interface checks still hold."""
     victim = sorted(web.pods, key=lambda p: p.name)[0]
@@ -179,7 +194,7 @@ def test_cni_replacement_pod_gets_a_new_ip(
         observed=new[0].ip,
         objects=[f"pod {workloads.namespace}/{new[0].name}"],
     )
-    check_interfaces(diagnose, cluster, workloads, pods)
+    check_interfaces(diagnose, cluster, [*pinned, *(probe_pod(workloads, p) for p in pods)])
 
 
 FILE_MARK = "@@nc-file"
