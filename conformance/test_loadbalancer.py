@@ -37,6 +37,8 @@ SHARED_CLIENT = True
 REPLICAS = 2
 #: A source outside loadBalancerSourceRanges gets no answer within this long.
 DENIED_S = 2.0
+#: The module's own probe pod outside the source ranges, where no other pinned probe pod of the run is.
+OUTSIDER = "outsider"
 
 
 def prestart(stage: Stage) -> None:
@@ -45,8 +47,11 @@ def prestart(stage: Stage) -> None:
     ws = stage.workloads
     ws.request_server("web", replicas=REPLICAS)
     ws.request_server("local", replicas=1, node=nodes_under_test(stage.cluster)[-1])
-    if stage.run:
-        stage.run.request_pinned_client(nodes_under_test(stage.cluster)[0])
+    nodes = nodes_under_test(stage.cluster)
+    if len(nodes) > 1 and stage.run:
+        stage.run.request_pinned_client(nodes[-1])
+    else:
+        ws.request_client(OUTSIDER)
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +66,16 @@ def local(workloads: Workloads, cluster: ClusterHandle) -> Backend:
 
 
 @pytest.fixture(scope="module")
-def outsider(cluster: ClusterHandle, run_workloads: Workloads) -> ProbePod:
-    """A pod that no Service here admits: the run's per-node probe pod on the first tested node. (The module's
-    client is the run's probe pod, which the ranges do admit.)"""
-    return run_workloads.pinned_client(nodes_under_test(cluster)[0])
+def outsider(cluster: ClusterHandle, workloads: Workloads, run_workloads: Workloads, client: ProbePod) -> ProbePod:
+    """A pod that no Service here admits: the run's per-node probe pod on the last tested node, which is not the
+    module's client (the run's probe pod, pinned to the first tested node: the ranges admit it); on one node, a
+    probe pod of the module's own."""
+    nodes = nodes_under_test(cluster)
+    if len(nodes) > 1:
+        pod = run_workloads.pinned_client(nodes[-1])
+        if pod.name != client.name:
+            return pod
+    return workloads.client(OUTSIDER)
 
 
 def answered_by(backend: Backend) -> Callable[[probes.HttpResult], bool]:
