@@ -44,14 +44,13 @@ OUTSIDER = "outsider"
 def prestart(stage: Stage) -> None:
     """The backends and probe pods take the cluster seconds to start: requested at the start of the run. The
     Services follow once the probe pods' addresses (their allowed sources) are known."""
-    ws = stage.workloads
+    ws, nodes = stage.workloads, nodes_under_test(stage.cluster)
     ws.request_server("web", replicas=REPLICAS)
-    ws.request_server("local", replicas=1, node=nodes_under_test(stage.cluster)[-1])
-    nodes = nodes_under_test(stage.cluster)
-    if len(nodes) > 1 and stage.run:
-        stage.run.request_pinned_client(nodes[-1])
-    else:
+    ws.request_server("local", replicas=1, node=nodes[-1])
+    if len(nodes) == 1:
         ws.request_client(OUTSIDER)
+    elif stage.run:
+        stage.run.request_pinned_client(nodes[-1])
 
 
 @pytest.fixture(scope="module")
