@@ -52,6 +52,11 @@ def probe_pod(workloads: Workloads, pod: PodRef) -> ProbePod:
     return ProbePod(workloads.kube, workloads.namespace, pod.name, pod.ip, pod.node)
 
 
+def checked(pinned: tuple[ProbePod, ...], workloads: Workloads, pods: tuple[PodRef, ...]) -> list[ProbePod]:
+    """The pods the interface checks read: the run's pinned probe pods and the Deployment's `pods`."""
+    return [*pinned, *(probe_pod(workloads, p) for p in pods)]
+
+
 #: What eth0_facts reads, in one exec: eth0's address, eth0's link, the default route.
 ETH0_COMMANDS = (
     ["ip", "-o", "-4", "addr", "show", "dev", "eth0"],
@@ -127,7 +132,7 @@ def test_cni_pod_interfaces_match_pod_status(
     """Each pod's eth0 carries status.podIP, inside its node's podCIDR; IPs are unique; one MTU; default via eth0.
     The pods: the Deployment's and the run's probe pod on every tested node (at least 3)."""
     diagnose.involve(workloads.namespace, *web.names)
-    check_interfaces(diagnose, cluster, [*pinned, *(probe_pod(workloads, p) for p in web.pods)])
+    check_interfaces(diagnose, cluster, checked(pinned, workloads, web.pods))
 
 
 @pytest.mark.privileged
@@ -162,7 +167,7 @@ def test_cni_pod_mtu_is_not_above_the_node_mtu(
             objects=[host.describe()],
         )
     node_mtu = int(found.group(1))
-    pods = [p for p in [*pinned, *(probe_pod(workloads, p) for p in web.pods)] if p.node == node_name]
+    pods = [p for p in checked(pinned, workloads, web.pods) if p.node == node_name]
     if not pods:
         cluster.require("cni", f"no test pod was scheduled on {node_name}, so its pod MTU went unchecked")
     for pod in pods:
@@ -194,7 +199,7 @@ def test_cni_replacement_pod_gets_a_new_ip(
         observed=new[0].ip,
         objects=[f"pod {workloads.namespace}/{new[0].name}"],
     )
-    check_interfaces(diagnose, cluster, [*pinned, *(probe_pod(workloads, p) for p in pods)])
+    check_interfaces(diagnose, cluster, checked(pinned, workloads, pods))
 
 
 FILE_MARK = "@@nc-file"
