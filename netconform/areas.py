@@ -85,6 +85,9 @@ class Area:
     #: Its checks wait on work the cluster takes many seconds to do (certificate issuance): requested before the
     #: workers start, and its checks scheduled last (fixtures/prestart.py, fixtures/schedule.py).
     long_lead: bool = False
+    #: Seconds its module took on the 2-node local cluster (reports/costs.json of runs there, rounded): the order of
+    #: a run with no recorded costs yet, a first run (fixtures/schedule.py). 0: not declared.
+    cost: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -96,21 +99,34 @@ class Trait:
 
 
 AREAS: tuple[Area, ...] = (
-    Area("cni", "pod interfaces and addresses match the CNI configuration", "a schedulable Ready node"),
-    Area("clusterip", "ClusterIP Services reach and spread over every replica", "a schedulable Ready node"),
-    Area("dns", "Service names resolve short and fully qualified", "the kube-dns Service", _dns),
-    Area("nodeport", "NodePort Services answer on every node", "a schedulable Ready node"),
+    Area("cni", "pod interfaces and addresses match the CNI configuration", "a schedulable Ready node", cost=13),
+    Area("clusterip", "ClusterIP Services reach and spread over every replica", "a schedulable Ready node", cost=25),
+    Area("dns", "Service names resolve short and fully qualified", "the kube-dns Service", _dns, cost=5),
+    Area("nodeport", "NodePort Services answer on every node", "a schedulable Ready node", cost=4),
     Area(
         "loadbalancer",
         "LoadBalancer Services get an address that answers",
         "a LoadBalancer implementation (cloud provider, MetalLB, ...)",
         _loadbalancer,
+        cost=15,
     ),
-    Area("headless", "headless Service names resolve to pod IPs", "cluster DNS", depends=("dns",)),
-    Area("externalname", "ExternalName Services are CNAMEs", "cluster DNS", depends=("dns",)),
-    Area("endpoints", "Services without selector reach static endpoints", "a schedulable Ready node"),
-    Area("ingress", "Ingress routes by class, host and path", "an IngressClass and its running controller", _ingress),
-    Area("tls", "Ingress TLS: default, own and redirect", "an ingress controller serving HTTPS", depends=("ingress",)),
+    Area("headless", "headless Service names resolve to pod IPs", "cluster DNS", depends=("dns",), cost=5),
+    Area("externalname", "ExternalName Services are CNAMEs", "cluster DNS", depends=("dns",), cost=1),
+    Area("endpoints", "Services without selector reach static endpoints", "a schedulable Ready node", cost=8),
+    Area(
+        "ingress",
+        "Ingress routes by class, host and path",
+        "an IngressClass and its running controller",
+        _ingress,
+        cost=5,
+    ),
+    Area(
+        "tls",
+        "Ingress TLS: default, own and redirect",
+        "an ingress controller serving HTTPS",
+        depends=("ingress",),
+        cost=4,
+    ),
     Area(
         "certmanager",
         "certificates issued by cert-manager (CA and ACME) are served",
@@ -118,18 +134,21 @@ AREAS: tuple[Area, ...] = (
         _cert_manager,
         depends=("ingress",),
         long_lead=True,
+        cost=2,
     ),
     Area(
         "networkpolicy",
         "NetworkPolicy allows and denies exactly what the API says, as truth tables",
         "a network plugin that enforces NetworkPolicy (probed once per run: a deny-all policy must block a "
         "working connection)",
+        cost=18,
     ),
     Area(
         "crossnode",
         "pod and Service traffic between every node pair",
         "at least 2 schedulable Ready nodes",
         _two_nodes,
+        cost=15,
     ),
 )
 

@@ -8,13 +8,26 @@ from fixtures import schedule
 from fixtures.cluster import sample_nodes
 from fixtures.namespaces import DIST_INPUT, modules_split
 from fixtures.schedule import module_order
+from netconform import areas
 
 
 def test_most_expensive_modules_first_and_long_lead_ones_last():
-    modules = [("a.py", False), ("cert.py", True), ("b.py", False), ("c.py", False)]
+    modules = [("a.py", False, 0.0), ("cert.py", True, 0.0), ("b.py", False, 0.0), ("c.py", False, 0.0)]
     costs = {"a.py": 1.0, "b.py": 9.0, "cert.py": 30.0}
     assert module_order(modules, costs) == ["b.py", "a.py", "c.py", "cert.py"]
-    assert module_order(modules, {}) == ["a.py", "b.py", "c.py", "cert.py"]  # no record: collection order
+    assert module_order(modules, {}) == ["a.py", "b.py", "c.py", "cert.py"]  # no cost at all: collection order
+
+
+def test_a_first_run_orders_by_the_declared_costs_and_a_recorded_cost_wins():
+    """A first run (a fresh clone, an admin's one run against a new cluster) has no recorded costs: without the
+    declared ones it ran the modules in file-name order, the NetworkPolicy module tenth of thirteen."""
+    modules = [("cheap.py", False, 2.0), ("cert.py", True, 30.0), ("policy.py", False, 12.0)]
+    assert module_order(modules, {}) == ["policy.py", "cheap.py", "cert.py"]
+    assert module_order(modules, {"cheap.py": 20.0}) == ["cheap.py", "policy.py", "cert.py"]
+
+
+def test_every_area_declares_what_its_module_costs():
+    assert [a.name for a in areas.AREAS if a.cost <= 0] == []
 
 
 def test_the_projects_own_tests_keep_their_written_order_whatever_they_cost():
