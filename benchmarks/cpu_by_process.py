@@ -6,8 +6,9 @@ Usage (as root, on the running local cluster):
     python3 benchmarks/cpu_by_process.py [--top N] -- pytest -q -p no:randomly --kube-config=... -n 4 --dist loadfile
 Processes that ended during the command are counted under the live process that reaped them (pid 1 for orphans:
 the container runtime's double forks); whatever no live process reaped is the last line. Then, from the kernel's
-process accounting (BSD acct, one record per ended process), how many processes of each name each parent started:
-what showed that each node's kube-router runs about 200 full syncs (18 iptables calls each) per suite run."""
+process accounting (BSD acct, one record per ended process), how many processes of each name each parent started
+and their own CPU (in 10 ms ticks: a process shorter than that counts 0): what showed that each node's kube-router
+runs about 200 full syncs (18 iptables calls each) per suite run."""
 
 from __future__ import annotations
 
@@ -57,18 +58,36 @@ def by_name(before: dict[int, tuple[str, int, int, int]], after: dict[int, tuple
     return spent
 
 
-def ended(records: bytes, live: dict[int, tuple[str, int, int, int]]) -> Counter[tuple[str, str]]:
-    """(parent name, name) of every ended process, from struct acct_v3 records (64 bytes: pid and ppid at 16 and
-    20, the name in the last 16)."""
+#: acct_v3's time unit (AHZ).
+ACCT_HZ = 100
+
+
+def comp_t(v: int) -> int:
+    """The kernel's 16-bit float: 13 bits of mantissa, 3 of base-8 exponent."""
+    return (v & 0x1FFF) << (3 * (v >> 13))
+
+
+def ended(
+    records: bytes, live: dict[int, tuple[str, int, int, int]]
+) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]]]:
+    """(parent name, name) of every ended process: how many, and their own CPU in AHZ ticks (not their children's),
+    from struct acct_v3 records (64 bytes: pid and ppid at 16 and 20, user and system time at 32 and 34, the name
+    in the last 16)."""
     names = {}
-    pairs = []
+    rows = []
     for i in range(0, len(records) - 63, 64):
         pid, ppid = struct.unpack_from("<II", records, i + 16)
+        utime, stime = struct.unpack_from("<HH", records, i + 32)
         name = records[i + 48 : i + 64].split(b"\0")[0].decode(errors="replace")
         names[pid] = name
-        pairs.append((ppid, name))
+        rows.append((ppid, name, comp_t(utime) + comp_t(stime)))
     parent = lambda ppid: names.get(ppid) or (live[ppid][0] if ppid in live else "?")  # noqa: E731
-    return Counter((parent(ppid), name) for ppid, name in pairs)
+    counts: Counter[tuple[str, str]] = Counter()
+    cpu: Counter[tuple[str, str]] = Counter()
+    for ppid, name, ticks in rows:
+        counts[(parent(ppid), name)] += 1
+        cpu[(parent(ppid), name)] += ticks
+    return counts, cpu
 
 
 def main() -> int:
@@ -97,10 +116,13 @@ def main() -> int:
         print(f"{ticks / HZ:8.1f} s  {100 * ticks / max(total, 1):4.0f}%  {name}")
     print(f"{(total - sum(spent.values())) / HZ:8.1f} s        ended, reaped by no live process (or rounding)")
     if accounting:
-        counts = ended(acct.read_bytes(), after)
+        counts, cpu = ended(acct.read_bytes(), after)
         print(f"processes that ended: {sum(counts.values())}; the most started, by parent:")
         for (parent, name), n in counts.most_common(args.top):
             print(f"{n:8d}  {parent} -> {name}")
+        print(f"their own CPU (not their children's): {sum(cpu.values()) / ACCT_HZ:.1f} s; the most, by parent:")
+        for (parent, name), ticks in cpu.most_common(args.top):
+            print(f"{ticks / ACCT_HZ:8.1f} s  {counts[(parent, name)]:6d} x  {parent} -> {name}")
     else:
         print("(process accounting unavailable: run as root on a kernel with BSD_PROCESS_ACCT for process counts)")
     acct.unlink()
