@@ -497,10 +497,6 @@ def _short(e: Exception) -> str:
     return text.split("Caused by", 1)[-1].strip(" ()'\"") if "Caused by" in text else text
 
 
-def load_documents(text: str) -> list[Obj]:
-    return [d for d in yaml.safe_load_all(text) if d]
-
-
 def connect(kubeconfig: str | None = None, context: str | None = None, timeout_s: float = 5.0) -> Kube:
     """Load credentials and prove the API server answers; every failure is one readable line."""
     path = Path(kubeconfig).expanduser() if kubeconfig else None
