@@ -196,6 +196,127 @@ def test_clusterip_spreads_requests_over_every_replica(
     check_spread(diagnose, observe, cluster, client, service, web.names)
 
 
+# The longest check of the module runs second, not last: xdist hands a worker its next module when two checks of
+# the current one are left, and that module then waited behind this one (6 s) while other workers were idle.
+#: The open connection of the terminating check: an upload slow enough to outlast the pod's move to terminating
+#: (about 6 s), shorter than its preStop (12 s).
+DRAIN_BYTES = 3 * probes.MIB // 2
+DRAIN_RATE = "256k"
+
+
+@pytest.fixture(scope="module")
+def drain(workloads: Workloads) -> tuple[PodRef, PodRef]:
+    """(leaving, staying): Service "drain" has only "leaving" as its endpoint; "staying" runs outside it."""
+    workloads.apply(workloads.render("clusterip", "drain", STAYING_SET="spare"))
+    leaving, staying = workloads.wait_pod("leaving"), workloads.wait_pod("staying")
+    workloads.wait_endpoints("drain", {leaving.ip})
+    return leaving, staying
+
+
+def endpoint_conditions(workloads: Workloads, service: str, ip: str) -> dict[str, bool]:
+    for sl in workloads.kube.list_objects(
+        "discovery.k8s.io/v1", "EndpointSlice", workloads.namespace, f"kubernetes.io/service-name={service}"
+    ):
+        for e in sl.get("endpoints") or []:
+            if ip in (e.get("addresses") or []):
+                return {k: bool(v) for k, v in (e.get("conditions") or {}).items()}
+    return {}
+
+
+def test_clusterip_terminating_pod_finishes_open_connections_and_gets_no_new_ones(
+    proxy: Precondition, diagnose: Diagnose, workloads: Workloads, client: ProbePod, drain: tuple[PodRef, PodRef]
+) -> None:
+    """A slow upload is open through the ClusterIP to pod "leaving"; a second pod joins the Service and
+    "leaving" is deleted (12 s preStop). Its EndpointSlice entry turns terminating, 20 new connections all reach the
+    other pod, and the open upload completes whole."""
+    proxy.require()
+    leaving, staying = drain
+    ip = svc_ip(workloads, "drain")
+    objects = [
+        client.describe(),
+        f"service {workloads.namespace}/drain ({ip})",
+        f"pods leaving ({leaving.ip}), staying ({staying.ip})",
+    ]
+    settled(lambda: probes.echo_round(client, [f"tcp:{ip}:80"]), lambda r: set(r.counts) == {"leaving"})
+    # An upload, sent slowly by the client: the connection carries data until its last byte (a download would sit
+    # whole in the client's socket buffers, the server long done).
+    upload = [
+        "sh",
+        "-c",
+        f"head -c {DRAIN_BYTES} /dev/zero | curl -sS --max-time 30 --limit-rate {DRAIN_RATE} --data-binary @- "
+        f"-o /tmp/nc.drain -w '%{{http_code}} ' http://{ip}:80/upload; cat /tmp/nc.drain",
+    ]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow = pool.submit(client.run, upload, 40)
+        wait(
+            f"the upload's connection to {ip}:80 established in {client.name}",
+            lambda: f"{ip}:80" in client.run(["ss", "-Htn", "state", "established"]).stdout,
+            workloads.deadline(10),
+            interval_s=0.1,
+        )
+        workloads.apply(workloads.render("clusterip", "drain", STAYING_SET="drain"))
+        workloads.wait_endpoints("drain", {leaving.ip, staying.ip})
+        workloads.kube.delete("v1", "Pod", "leaving", workloads.namespace)
+
+        def terminating() -> dict[str, bool] | None:
+            c = endpoint_conditions(workloads, "drain", leaving.ip)
+            return c if c.get("terminating") else None
+
+        try:
+            conditions: dict[str, bool] = wait(
+                "pod leaving marked terminating in the EndpointSlice",
+                terminating,
+                workloads.deadline(10),
+                interval_s=0.1,
+            )
+        except WaitTimeout:
+            res = slow.result()
+            diagnose.fail(
+                "a deleted pod never drained: it was not listed as terminating while its preStop ran",
+                expected=f"pod leaving ({leaving.ip}) in the EndpointSlice with terminating=true for its 12 s preStop",
+                observed=f"conditions {endpoint_conditions(workloads, 'drain', leaving.ip) or 'gone'}; the open "
+                f"upload: {res.stdout.strip() or 'no answer'} {res.stderr.strip()[:200]}",
+                objects=objects,
+            )
+        still_open = not slow.done()
+        fresh = settled(
+            lambda: probes.echo_round(client, [f"tcp:{ip}:80"] * 20),
+            lambda r: set(r.counts) == {"staying"} and not r.failures,
+        )
+        res = slow.result()
+    diagnose.check(
+        conditions.get("ready") is False,
+        "a terminating pod is still listed as ready",
+        expected="ready=false, terminating=true",
+        observed=str(conditions),
+        objects=objects,
+    )
+    diagnose.check(
+        set(fresh.counts) == {"staying"} and not fresh.failures,
+        "new connections reached a terminating pod, or went unanswered",
+        expected="all 20 new connections answered by staying",
+        observed=fresh.summary(),
+        objects=objects,
+        reproduce=client.repro(fresh.command),
+    )
+    code, _, got = res.stdout.strip().partition(" ")
+    diagnose.check(
+        code == "200" and got.split(".")[0] == str(DRAIN_BYTES),
+        "an open connection to a terminating pod was cut",
+        expected=f"HTTP 200 and {DRAIN_BYTES} bytes, read by the server while the pod drains in its preStop",
+        observed=f"HTTP {code}, {got or 0} bytes; {res.stderr.strip()[:200]}",
+        objects=objects,
+        reproduce=client.repro(upload),
+    )
+    diagnose.check(
+        still_open,
+        "inconclusive: the upload ended before the pod was marked terminating",
+        expected=f"the upload ({DRAIN_BYTES} bytes at {DRAIN_RATE}/s) still open when the pod turns terminating",
+        observed="it had ended: the cluster took longer than the upload to mark the pod terminating",
+        objects=objects,
+    )
+
+
 def test_clusterip_endpointslices_list_exactly_the_ready_pods(
     diagnose: Diagnose, workloads: Workloads, service: ServiceRef, web: Backend
 ) -> None:
@@ -495,123 +616,4 @@ def test_clusterip_carries_1_mib_each_way(
         probes.bulk_probe(client, f"http://{service.cluster_ip}:{service.port()}"),
         "a 1 MiB transfer through the ClusterIP does not arrive whole",
         [client.describe(), f"service {service.namespace}/{service.name} ({service.cluster_ip})"],
-    )
-
-
-#: The open connection of the terminating check: an upload slow enough to outlast the pod's move to terminating
-#: (about 6 s), shorter than its preStop (12 s).
-DRAIN_BYTES = 3 * probes.MIB // 2
-DRAIN_RATE = "256k"
-
-
-@pytest.fixture(scope="module")
-def drain(workloads: Workloads) -> tuple[PodRef, PodRef]:
-    """(leaving, staying): Service "drain" has only "leaving" as its endpoint; "staying" runs outside it."""
-    workloads.apply(workloads.render("clusterip", "drain", STAYING_SET="spare"))
-    leaving, staying = workloads.wait_pod("leaving"), workloads.wait_pod("staying")
-    workloads.wait_endpoints("drain", {leaving.ip})
-    return leaving, staying
-
-
-def endpoint_conditions(workloads: Workloads, service: str, ip: str) -> dict[str, bool]:
-    for sl in workloads.kube.list_objects(
-        "discovery.k8s.io/v1", "EndpointSlice", workloads.namespace, f"kubernetes.io/service-name={service}"
-    ):
-        for e in sl.get("endpoints") or []:
-            if ip in (e.get("addresses") or []):
-                return {k: bool(v) for k, v in (e.get("conditions") or {}).items()}
-    return {}
-
-
-def test_clusterip_terminating_pod_finishes_open_connections_and_gets_no_new_ones(
-    proxy: Precondition, diagnose: Diagnose, workloads: Workloads, client: ProbePod, drain: tuple[PodRef, PodRef]
-) -> None:
-    """A slow upload is open through the ClusterIP to pod "leaving"; a second pod joins the Service and
-    "leaving" is deleted (12 s preStop). Its EndpointSlice entry turns terminating, 20 new connections all reach the
-    other pod, and the open upload completes whole."""
-    proxy.require()
-    leaving, staying = drain
-    ip = svc_ip(workloads, "drain")
-    objects = [
-        client.describe(),
-        f"service {workloads.namespace}/drain ({ip})",
-        f"pods leaving ({leaving.ip}), staying ({staying.ip})",
-    ]
-    settled(lambda: probes.echo_round(client, [f"tcp:{ip}:80"]), lambda r: set(r.counts) == {"leaving"})
-    # An upload, sent slowly by the client: the connection carries data until its last byte (a download would sit
-    # whole in the client's socket buffers, the server long done).
-    upload = [
-        "sh",
-        "-c",
-        f"head -c {DRAIN_BYTES} /dev/zero | curl -sS --max-time 30 --limit-rate {DRAIN_RATE} --data-binary @- "
-        f"-o /tmp/nc.drain -w '%{{http_code}} ' http://{ip}:80/upload; cat /tmp/nc.drain",
-    ]
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        slow = pool.submit(client.run, upload, 40)
-        wait(
-            f"the upload's connection to {ip}:80 established in {client.name}",
-            lambda: f"{ip}:80" in client.run(["ss", "-Htn", "state", "established"]).stdout,
-            workloads.deadline(10),
-            interval_s=0.1,
-        )
-        workloads.apply(workloads.render("clusterip", "drain", STAYING_SET="drain"))
-        workloads.wait_endpoints("drain", {leaving.ip, staying.ip})
-        workloads.kube.delete("v1", "Pod", "leaving", workloads.namespace)
-
-        def terminating() -> dict[str, bool] | None:
-            c = endpoint_conditions(workloads, "drain", leaving.ip)
-            return c if c.get("terminating") else None
-
-        try:
-            conditions: dict[str, bool] = wait(
-                "pod leaving marked terminating in the EndpointSlice",
-                terminating,
-                workloads.deadline(10),
-                interval_s=0.1,
-            )
-        except WaitTimeout:
-            res = slow.result()
-            diagnose.fail(
-                "a deleted pod never drained: it was not listed as terminating while its preStop ran",
-                expected=f"pod leaving ({leaving.ip}) in the EndpointSlice with terminating=true for its 12 s preStop",
-                observed=f"conditions {endpoint_conditions(workloads, 'drain', leaving.ip) or 'gone'}; the open "
-                f"upload: {res.stdout.strip() or 'no answer'} {res.stderr.strip()[:200]}",
-                objects=objects,
-            )
-        still_open = not slow.done()
-        fresh = settled(
-            lambda: probes.echo_round(client, [f"tcp:{ip}:80"] * 20),
-            lambda r: set(r.counts) == {"staying"} and not r.failures,
-        )
-        res = slow.result()
-    diagnose.check(
-        conditions.get("ready") is False,
-        "a terminating pod is still listed as ready",
-        expected="ready=false, terminating=true",
-        observed=str(conditions),
-        objects=objects,
-    )
-    diagnose.check(
-        set(fresh.counts) == {"staying"} and not fresh.failures,
-        "new connections reached a terminating pod, or went unanswered",
-        expected="all 20 new connections answered by staying",
-        observed=fresh.summary(),
-        objects=objects,
-        reproduce=client.repro(fresh.command),
-    )
-    code, _, got = res.stdout.strip().partition(" ")
-    diagnose.check(
-        code == "200" and got.split(".")[0] == str(DRAIN_BYTES),
-        "an open connection to a terminating pod was cut",
-        expected=f"HTTP 200 and {DRAIN_BYTES} bytes, read by the server while the pod drains in its preStop",
-        observed=f"HTTP {code}, {got or 0} bytes; {res.stderr.strip()[:200]}",
-        objects=objects,
-        reproduce=client.repro(upload),
-    )
-    diagnose.check(
-        still_open,
-        "inconclusive: the upload ended before the pod was marked terminating",
-        expected=f"the upload ({DRAIN_BYTES} bytes at {DRAIN_RATE}/s) still open when the pod turns terminating",
-        observed="it had ended: the cluster took longer than the upload to mark the pod terminating",
-        objects=objects,
     )

@@ -262,6 +262,140 @@ def test_loadbalancer_gets_an_address_that_answers(
         )
 
 
+# The module's two longest checks follow the first, not last: xdist hands a worker its next module when two
+# checks of the current one are left, and that module then waited behind them.
+def controller_endpoints(cluster: ClusterHandle, ctrl: IngressController) -> tuple[list[str], dict[str, int]]:
+    """The ingress controller's ready pod addresses and its HTTP and HTTPS target ports, from its Service's
+    EndpointSlices (read only)."""
+    svc = cluster.kube.get("v1", "Service", ctrl.service.name, ctrl.service.namespace) or {}
+    names = {p["port"]: p.get("name", "") for p in svc.get("spec", {}).get("ports") or []}
+    want = {"http": names.get(ctrl.service.http_port, ""), "https": names.get(ctrl.service.https_port or 443, "")}
+    ips: set[str] = set()
+    ports: dict[str, int] = {}
+    for sl in cluster.kube.list_objects(
+        "discovery.k8s.io/v1",
+        "EndpointSlice",
+        ctrl.service.namespace,
+        f"kubernetes.io/service-name={ctrl.service.name}",
+    ):
+        for key, name in want.items():
+            for p in sl.get("ports") or []:
+                if p.get("name", "") == name and p.get("port"):
+                    ports[key] = int(p["port"])
+        for e in sl.get("endpoints") or []:
+            if (e.get("conditions") or {}).get("ready") is not False:
+                ips.update(e.get("addresses") or [])
+    return sorted(ips), ports
+
+
+def test_loadbalancer_routes_hosts_to_backends_over_http_and_https(
+    proxy: Precondition,
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    workloads: Workloads,
+    client: ProbePod,
+    web: Backend,
+    ingress_controller: IngressController,
+    balancers: dict[str, ServiceRef],
+) -> None:
+    """(The id avoids the word that `-k` uses to select the Ingress area.) The ingress controller behind a
+    LoadBalancer address (a Service of this run listing the controller's pods):
+    a host routes through that address to its backend over HTTP and over HTTPS, from a pod (and from the runner on the
+    local cluster)."""
+    proxy.require()
+    ctrl = ingress_controller
+    ips, ports = controller_endpoints(cluster, ctrl)
+    if not ips or set(ports) != {"http", "https"}:
+        diagnose.fail(
+            "the ingress controller's Service does not list its pods on HTTP and HTTPS ports",
+            expected="ready endpoints with an HTTP and an HTTPS port",
+            observed=f"addresses {ips}, ports {ports}",
+            objects=[f"service {ctrl.service.namespace}/{ctrl.service.name}"],
+        )
+    host = f"lb.{workloads.namespace}.{cluster.settings.ingress_domain}"
+    docs = workloads.render(
+        "loadbalancer",
+        "ingress-front",
+        HOST=host,
+        BACKEND="web",
+        CLASS=ctrl.ingress_class.name,
+        HTTP_TARGET=ports["http"],
+        HTTPS_TARGET=ports["https"],
+    )
+    docs[0]["spec"]["loadBalancerSourceRanges"] = sorted(f"{s}/32" for s in allowed_sources(cluster, client))
+    docs[1]["endpoints"] = [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]
+    applied = workloads.apply(docs)[0]
+    lb = address_of(cluster, ServiceRef.of(applied))
+    objects = [
+        lb.describe(),
+        f"Host {host}",
+        f"controller pods {ips} (service {ctrl.service.namespace}/{ctrl.service.name})",
+    ]
+    for scheme, port in (("http", 80), ("https", 443)):
+        url = f"{scheme}://{host}:{port}/hostname"
+        diagnose.until(
+            probes.http_probe(client, url, resolve=f"{host}:{port}:{lb.address}", insecure=scheme == "https"),
+            answered_by(web),
+            via=client,
+            what=f"Host {host} does not route through the ingress controller's LoadBalancer address over "
+            f"{scheme.upper()}",
+            expected=f"HTTP 200 from one of {sorted(web.names)}",
+            objects=objects,
+        )
+    if not runner_reaches(cluster):
+        return
+    for scheme, port in (("http", 80), ("https", 443)):
+        runner_answer(
+            diagnose,
+            cluster,
+            lb,
+            "/hostname",
+            answered_by(web),
+            f"Host {host} does not route through the ingress controller's LoadBalancer address from the runner over "
+            f"{scheme.upper()}",
+            f"HTTP 200 from one of {sorted(web.names)}",
+            host=host,
+            base=f"{scheme}://{lb.address}:{port}",
+        )
+
+
+def test_loadbalancer_source_ranges_keep_other_sources_out(
+    proxy: Precondition,
+    diagnose: Diagnose,
+    cluster: ClusterHandle,
+    client: ProbePod,
+    outsider: ProbePod,
+    web: Backend,
+    balancers: dict[str, ServiceRef],
+) -> None:
+    """loadBalancerSourceRanges admitting one pod: that pod gets an answer; another pod, and the runner, get none."""
+    proxy.require()
+    lb = address_of(cluster, balancers["ranged"])
+    url = f"{lb.url}/hostname"
+    diagnose.until(
+        probes.http_probe(client, url),
+        answered_by(web),
+        via=client,
+        what="the LoadBalancer address does not answer the one source its ranges admit",
+        expected=f"HTTP 200 from one of {sorted(web.names)}",
+        objects=[lb.describe(), f"loadBalancerSourceRanges {client.ip}/32"],
+    )
+    legs = {"pod " + outsider.name: lambda: probes.http(outsider, url, timeout_s=DENIED_S)}
+    if runner_reaches(cluster):
+        legs["the runner"] = lambda: probes.runner_http(url, timeout_s=DENIED_S)
+    with ThreadPoolExecutor(max_workers=len(legs)) as pool:
+        seen = dict(zip(legs, pool.map(lambda f: f(), legs.values()), strict=True))
+    answered = {who: r for who, r in seen.items() if r.status is not None}
+    diagnose.check(
+        not answered,
+        "a source outside loadBalancerSourceRanges got an answer",
+        expected=f"no answer within {DENIED_S:.0f}s for " + ", ".join(seen),
+        observed="; ".join(f"{who}: {r.summary()}" for who, r in answered.items()),
+        objects=[lb.describe(), f"loadBalancerSourceRanges {client.ip}/32", outsider.describe()],
+        reproduce=[outsider.repro(probes.curl_command(url)), f"curl -sS -m 3 {url}"],
+    )
+
+
 def test_loadbalancer_carries_1_mib_each_way(
     proxy: Precondition,
     diagnose: Diagnose,
@@ -361,135 +495,3 @@ def test_loadbalancer_local_policy_keeps_the_client_address_and_health_checks_on
         objects=[lb.describe(), *(f"backend {local.namespace}/{p.name} ({p.ip}) on {p.node}" for p in local.pods)],
         reproduce=f"curl -sS {lb.url}/clientip",
     )
-
-
-def test_loadbalancer_source_ranges_keep_other_sources_out(
-    proxy: Precondition,
-    diagnose: Diagnose,
-    cluster: ClusterHandle,
-    client: ProbePod,
-    outsider: ProbePod,
-    web: Backend,
-    balancers: dict[str, ServiceRef],
-) -> None:
-    """loadBalancerSourceRanges admitting one pod: that pod gets an answer; another pod, and the runner, get none."""
-    proxy.require()
-    lb = address_of(cluster, balancers["ranged"])
-    url = f"{lb.url}/hostname"
-    diagnose.until(
-        probes.http_probe(client, url),
-        answered_by(web),
-        via=client,
-        what="the LoadBalancer address does not answer the one source its ranges admit",
-        expected=f"HTTP 200 from one of {sorted(web.names)}",
-        objects=[lb.describe(), f"loadBalancerSourceRanges {client.ip}/32"],
-    )
-    legs = {"pod " + outsider.name: lambda: probes.http(outsider, url, timeout_s=DENIED_S)}
-    if runner_reaches(cluster):
-        legs["the runner"] = lambda: probes.runner_http(url, timeout_s=DENIED_S)
-    with ThreadPoolExecutor(max_workers=len(legs)) as pool:
-        seen = dict(zip(legs, pool.map(lambda f: f(), legs.values()), strict=True))
-    answered = {who: r for who, r in seen.items() if r.status is not None}
-    diagnose.check(
-        not answered,
-        "a source outside loadBalancerSourceRanges got an answer",
-        expected=f"no answer within {DENIED_S:.0f}s for " + ", ".join(seen),
-        observed="; ".join(f"{who}: {r.summary()}" for who, r in answered.items()),
-        objects=[lb.describe(), f"loadBalancerSourceRanges {client.ip}/32", outsider.describe()],
-        reproduce=[outsider.repro(probes.curl_command(url)), f"curl -sS -m 3 {url}"],
-    )
-
-
-def controller_endpoints(cluster: ClusterHandle, ctrl: IngressController) -> tuple[list[str], dict[str, int]]:
-    """The ingress controller's ready pod addresses and its HTTP and HTTPS target ports, from its Service's
-    EndpointSlices (read only)."""
-    svc = cluster.kube.get("v1", "Service", ctrl.service.name, ctrl.service.namespace) or {}
-    names = {p["port"]: p.get("name", "") for p in svc.get("spec", {}).get("ports") or []}
-    want = {"http": names.get(ctrl.service.http_port, ""), "https": names.get(ctrl.service.https_port or 443, "")}
-    ips: set[str] = set()
-    ports: dict[str, int] = {}
-    for sl in cluster.kube.list_objects(
-        "discovery.k8s.io/v1",
-        "EndpointSlice",
-        ctrl.service.namespace,
-        f"kubernetes.io/service-name={ctrl.service.name}",
-    ):
-        for key, name in want.items():
-            for p in sl.get("ports") or []:
-                if p.get("name", "") == name and p.get("port"):
-                    ports[key] = int(p["port"])
-        for e in sl.get("endpoints") or []:
-            if (e.get("conditions") or {}).get("ready") is not False:
-                ips.update(e.get("addresses") or [])
-    return sorted(ips), ports
-
-
-def test_loadbalancer_routes_hosts_to_backends_over_http_and_https(
-    proxy: Precondition,
-    diagnose: Diagnose,
-    cluster: ClusterHandle,
-    workloads: Workloads,
-    client: ProbePod,
-    web: Backend,
-    ingress_controller: IngressController,
-    balancers: dict[str, ServiceRef],
-) -> None:
-    """(The id avoids the word that `-k` uses to select the Ingress area.) The ingress controller behind a
-    LoadBalancer address (a Service of this run listing the controller's pods):
-    a host routes through that address to its backend over HTTP and over HTTPS, from a pod (and from the runner on the
-    local cluster)."""
-    proxy.require()
-    ctrl = ingress_controller
-    ips, ports = controller_endpoints(cluster, ctrl)
-    if not ips or set(ports) != {"http", "https"}:
-        diagnose.fail(
-            "the ingress controller's Service does not list its pods on HTTP and HTTPS ports",
-            expected="ready endpoints with an HTTP and an HTTPS port",
-            observed=f"addresses {ips}, ports {ports}",
-            objects=[f"service {ctrl.service.namespace}/{ctrl.service.name}"],
-        )
-    host = f"lb.{workloads.namespace}.{cluster.settings.ingress_domain}"
-    docs = workloads.render(
-        "loadbalancer",
-        "ingress-front",
-        HOST=host,
-        BACKEND="web",
-        CLASS=ctrl.ingress_class.name,
-        HTTP_TARGET=ports["http"],
-        HTTPS_TARGET=ports["https"],
-    )
-    docs[0]["spec"]["loadBalancerSourceRanges"] = sorted(f"{s}/32" for s in allowed_sources(cluster, client))
-    docs[1]["endpoints"] = [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]
-    applied = workloads.apply(docs)[0]
-    lb = address_of(cluster, ServiceRef.of(applied))
-    objects = [
-        lb.describe(),
-        f"Host {host}",
-        f"controller pods {ips} (service {ctrl.service.namespace}/{ctrl.service.name})",
-    ]
-    for scheme, port in (("http", 80), ("https", 443)):
-        url = f"{scheme}://{host}:{port}/hostname"
-        diagnose.until(
-            probes.http_probe(client, url, resolve=f"{host}:{port}:{lb.address}", insecure=scheme == "https"),
-            answered_by(web),
-            via=client,
-            what=f"Host {host} does not route through the ingress controller's LoadBalancer address over "
-            f"{scheme.upper()}",
-            expected=f"HTTP 200 from one of {sorted(web.names)}",
-            objects=objects,
-        )
-    if not runner_reaches(cluster):
-        return
-    for scheme, port in (("http", 80), ("https", 443)):
-        runner_answer(
-            diagnose,
-            cluster,
-            lb,
-            "/hostname",
-            answered_by(web),
-            f"Host {host} does not route through the ingress controller's LoadBalancer address from the runner over "
-            f"{scheme.upper()}",
-            f"HTTP 200 from one of {sorted(web.names)}",
-            host=host,
-            base=f"{scheme}://{lb.address}:{port}",
-        )
