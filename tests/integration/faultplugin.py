@@ -10,6 +10,7 @@ import base64
 import datetime as dt
 import os
 import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -17,6 +18,8 @@ from netconform import certs
 from netconform.cluster import network, procs
 
 FAULT_COMMENT = "netconform-fault"
+#: What ends a fault that belongs to its one check (most faults hold for the rest of the module, by design).
+UNDO = pytest.StashKey[Callable[[], object]]()
 #: The tables fault rules go into (and are cleared from).
 FAULT_TABLES = ("filter", "raw", "mangle")
 
@@ -117,6 +120,7 @@ def _no_graceful_termination(item: pytest.Item) -> None:
         delete(api_version, kind, name, namespace, grace=0)
 
     kube.delete = at_once
+    item.stash[UNDO] = lambda: vars(kube).pop("delete", None)  # the module's later checks delete as before
 
 
 FAULTS = {
@@ -127,11 +131,17 @@ FAULTS = {
 }
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_call(item: pytest.Item) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     fault = os.environ.get("NETCONFORM_FAULT")
     if fault in FAULTS and item.name.startswith(FAULTS[fault][0]):
         FAULTS[fault][1](item)
+    try:
+        return (yield)
+    finally:
+        undo = item.stash.get(UNDO, None)
+        if undo:
+            undo()
 
 
 def clear_rules() -> None:
