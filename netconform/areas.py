@@ -85,8 +85,8 @@ class Area:
     #: Its checks wait on work the cluster takes many seconds to do (certificate issuance): requested before the
     #: workers start, and its checks scheduled last (fixtures/prestart.py, fixtures/schedule.py).
     long_lead: bool = False
-    #: Seconds its module took on the 2-node local cluster (reports/costs.json of runs there, rounded): the order of
-    #: a run with no recorded costs yet, a first run (fixtures/schedule.py). 0: not declared.
+    #: Seconds its module typically takes on the 2-node local cluster (what reports/costs.json recorded in runs
+    #: there): the order of a run with no recorded costs yet, a first run (fixtures/schedule.py). 0: not declared.
     cost: float = 0.0
 
 
