@@ -18,8 +18,6 @@ from netconform import certs
 from netconform.cluster import network, procs
 
 FAULT_COMMENT = "netconform-fault"
-#: What ends a fault that belongs to its one check (most faults hold for the rest of the module, by design).
-UNDO = pytest.StashKey[Callable[[], object]]()
 #: The tables fault rules go into (and are cleared from).
 FAULT_TABLES = ("filter", "raw", "mangle")
 
@@ -110,7 +108,7 @@ def _drop_affinity(item: pytest.Item) -> None:
         time.sleep(0.1)
 
 
-def _no_graceful_termination(item: pytest.Item) -> None:
+def _no_graceful_termination(item: pytest.Item) -> Callable[[], object]:
     """Pods of this check are killed at once when deleted: no preStop, no terminating phase (a runtime or kubelet
     that does not honour graceful termination)."""
     kube = item._request.getfixturevalue("workloads").kube  # type: ignore[attr-defined]
@@ -120,7 +118,7 @@ def _no_graceful_termination(item: pytest.Item) -> None:
         delete(api_version, kind, name, namespace, grace=0)
 
     kube.delete = at_once
-    item.stash[UNDO] = lambda: vars(kube).pop("delete", None)  # the module's later checks delete as before
+    return lambda: vars(kube).pop("delete", None)  # the module's later checks delete as before
 
 
 FAULTS = {
@@ -133,13 +131,12 @@ FAULTS = {
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A fault that returns an undo ends with its check; the others hold for the rest of the module, by design."""
     fault = os.environ.get("NETCONFORM_FAULT")
-    if fault in FAULTS and item.name.startswith(FAULTS[fault][0]):
-        FAULTS[fault][1](item)
+    undo = FAULTS[fault][1](item) if fault in FAULTS and item.name.startswith(FAULTS[fault][0]) else None
     try:
         return (yield)
     finally:
-        undo = item.stash.get(UNDO, None)
         if undo:
             undo()
 
