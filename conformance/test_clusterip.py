@@ -492,15 +492,23 @@ def test_clusterip_internal_traffic_policy_local_stays_on_the_client_node(
     replicas = current_replicas(workloads)
     ip = services["node-local"].cluster_ip
     clients = {n: run_workloads.pinned_client(n) for n in nodes_under_test(cluster)}
+    local = {n: {p.name for p in replicas if p.node == n} for n in clients}
+
+    def right(node: str, got: probes.EchoRound) -> bool:
+        return set(got.counts) == local[node] and bool(local[node]) != bool(got.failures)
+
+    def observe(node: str) -> probes.EchoRound:
+        # A Service just made may not be programmed on every node yet: each node's client polls, up to the probe
+        # deadline, for a round that is right, and the check judges the last round seen.
+        return settled(lambda: probes.echo_round(clients[node], [f"tcp:{ip}:80"] * 20), lambda r: right(node, r))
+
     with ThreadPoolExecutor(max_workers=len(clients)) as pool:
-        rounds = dict(
-            zip(clients, pool.map(lambda c: probes.echo_round(c, [f"tcp:{ip}:80"] * 20), clients.values()), strict=True)
-        )
-    wrong = {}
-    for node, got in rounds.items():
-        local = {p.name for p in replicas if p.node == node}
-        if (set(got.counts) != local) or (bool(local) == bool(got.failures)):
-            wrong[node] = f"{node}: expected {sorted(local) or 'no answer'}, {got.summary()}"
+        rounds = dict(zip(clients, pool.map(observe, clients), strict=True))
+    wrong = {
+        node: f"{node}: expected {sorted(local[node]) or 'no answer'}, {got.summary()}"
+        for node, got in rounds.items()
+        if not right(node, got)
+    }
     diagnose.check(
         not wrong,
         "internalTrafficPolicy Local let traffic leave the client's node, or missed its local replica",
