@@ -35,7 +35,7 @@ unit: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m pip install -q -e ".[dev]"
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy netconform fixtures
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy netconform fixtures conformance
 
 clean:
 	rm -rf $(VENV)

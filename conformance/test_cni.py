@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from typing import TypedDict
 
 import pytest
 
@@ -65,7 +66,14 @@ ETH0_COMMANDS = (
 )
 
 
-def eth0_facts(pod: ProbePod) -> dict[str, object]:
+class Eth0Facts(TypedDict):
+    ip: str | None
+    mtu: int | None
+    default_dev: str | None
+    raw: str
+
+
+def eth0_facts(pod: ProbePod) -> Eth0Facts:
     """What the pod sees from inside: eth0's IPv4 address and MTU, and the device of its default route."""
     addr, link, route = run_each(pod, ETH0_COMMANDS)
     ip = re.search(r"inet (\S+)/", addr)

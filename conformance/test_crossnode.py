@@ -17,7 +17,7 @@ from fixtures.prestart import Stage
 from fixtures.workloads import ServiceRef, Workloads
 from netconform import probes
 from netconform.areas import not_applicable
-from netconform.probes import ProbePod
+from netconform.probes import PodProbe, ProbePod
 
 pytestmark = pytest.mark.crossnode
 
@@ -81,11 +81,11 @@ class PairProbes:
     """Every pair's probes, first run all at once: one exec per source node probes every peer side by side, so the
     cost grows with the nodes, not with the pairs. A check whose first attempts did not hold retries on its own."""
 
-    probes: dict[tuple[str, str, str], tuple[probes.PodProbe[Any], int]]
+    probes: dict[tuple[str, str, str], tuple[PodProbe[Any], int]]
     first: dict[tuple[str, str, str], list[Any]]
     mtu: dict[str, int]
 
-    def get(self, node_pair: tuple[str, str], kind: str) -> tuple[probes.PodProbe[Any], int, list[Any]]:
+    def get(self, node_pair: tuple[str, str], kind: str) -> tuple[PodProbe[Any], int, list[Any]]:
         key = (*node_pair, kind)
         probe, n = self.probes[key]
         return probe, n, self.first.get(key, [])
@@ -101,7 +101,7 @@ def pair_probes(
         reads = pool.map(lambda p: p.run(["cat", "/sys/class/net/eth0/mtu"]), node_pods.values())
         mtus = dict(zip(node_pods, reads, strict=True))
     mtu = {node: int(r.stdout.strip() or 1500) for node, r in mtus.items()}
-    table: dict[tuple[str, str, str], tuple[probes.PodProbe[Any], int]] = {}
+    table: dict[tuple[str, str, str], tuple[PodProbe[Any], int]] = {}
     for a, b in node_pairs:
         src, dst = node_pods[a], node_pods[b]
         svc = remote_service[b]
@@ -226,7 +226,7 @@ def node_probes(
     """Node to pod (a hostNetwork pod on node a to the pod on node b) and pod to node (the pod on b pings a's
     address), for every pair, probed together: one exec per node's host pod and one per pod."""
     hosts = {node: node_clients.node_client(node) for node in node_pods}
-    table: dict[tuple[str, str, str], tuple[probes.PodProbe[Any], int]] = {}
+    table: dict[tuple[str, str, str], tuple[PodProbe[Any], int]] = {}
     for a, b in node_pairs:
         table[(a, b, "node-to-pod")] = (probes.tcp_probe(hosts[a], node_pods[b].ip, 8080), 3)
         table[(a, b, "pod-to-node")] = (probes.ping_probe(node_pods[b], node_ip_of(cluster, a)), 1)
