@@ -59,13 +59,17 @@ def component_env(extra: dict[str, str] | None = None, base: dict[str, str] | No
     return {**env, **(extra or {})}
 
 
-def start(name: str, argv: list[str], netns: str | None = None, env: dict[str, str] | None = None) -> int:
+def start(
+    name: str, argv: list[str], netns: str | None = None, env: dict[str, str] | None = None, nice: int = 0
+) -> int:
     """Start a detached process (network namespace only switched, mounts shared) in the tracking cgroup, and record
-    its pid."""
+    its pid. `nice` > 0 lowers its CPU priority: see `lower_priority`."""
     paths.LOGS.mkdir(parents=True, exist_ok=True)
     pid_dir().mkdir(parents=True, exist_ok=True)
     if netns:
         argv = ["nsenter", f"--net=/var/run/netns/{netns}", "--", *argv]
+    if nice:
+        argv = ["nice", "-n", str(nice), *argv]
     cg = tracking_cgroup()
     if cg is not None:
         cg.mkdir(exist_ok=True)
@@ -82,7 +86,21 @@ def start(name: str, argv: list[str], netns: str | None = None, env: dict[str, s
             close_fds=True,
         )
     (pid_dir() / f"{name}.pid").write_text(str(proc.pid))
+    if nice:
+        lower_priority(proc.pid, nice)
     return proc.pid
+
+
+def lower_priority(pid: int, nice: int) -> None:
+    """The process's session at nice value `nice`. Every component starts a session of its own, and where the
+    kernel groups CPU time by session (`kernel.sched_autogroup_enabled`, on here) each busy session gets an equal
+    share whatever its tasks' own nice values (those only order tasks within the session): the session's
+    autogroup carries the priority that counts. The tasks' own value (`nice -n`, at exec) counts where sessions
+    are not grouped. Raising a nice value needs no privilege; the setting ends with the session."""
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+    except OSError:  # no autogroup support in this kernel, or the process already ended
+        pass
 
 
 def alive(pid: int) -> bool:
