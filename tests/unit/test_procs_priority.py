@@ -21,9 +21,13 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def autogroup_nice(pid: int) -> int | None:
-    """The nice value of the process's session group ("/autogroup-N nice V"), if the kernel groups by session."""
+    """The nice value of the process's session group ("/autogroup-N nice V"), if the kernel groups it by session.
+
+    The file is absent without autogroup support, and empty where the process's CPU share is set by a cgroup
+    instead (as in a CI sandbox that puts its jobs in a cpu cgroup): neither has a session priority to check."""
     f = Path(f"/proc/{pid}/autogroup")
-    return int(f.read_text().split()[-1]) if f.exists() else None
+    words = f.read_text().split() if f.exists() else []
+    return int(words[-1]) if words else None
 
 
 def runs_sleep(pid: int) -> bool:
