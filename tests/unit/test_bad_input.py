@@ -56,6 +56,14 @@ def test_no_cluster_or_bad_option_is_one_line(args, code, line):
     assert "Traceback" not in out and seconds < 10
 
 
+@pytest.mark.parametrize("run", ["cpuB", "run_1", "-r1", "r" * 25])
+def test_a_run_id_that_cannot_name_a_namespace_is_one_line_before_anything_is_created(run):
+    rc, out, seconds = run_suite(env={"NETCONFORM_RUN_ID": run})
+    line = f"ERROR: NETCONFORM_RUN_ID={run!r}: a run id is 1 to 24 lowercase letters"
+    assert rc == 4 and out.splitlines()[0].startswith(line), out
+    assert "Traceback" not in out and seconds < 10
+
+
 def test_unreachable_api_server(tmp_path):
     # A port on loopback that nothing listens on: refused at once.
     rc, out, seconds = run_suite(f"--kube-config={kubeconfig(tmp_path, 'https://127.0.0.1:1')}")
