@@ -1,5 +1,6 @@
 """Parsing of what the probes print (curl, dig, ping, openssl, resolv.conf) and the polling rule."""
 
+import re
 from collections import Counter
 from math import comb
 
@@ -164,3 +165,75 @@ def test_a_bulk_transfer_is_whole_only_when_both_directions_carried_every_byte()
     assert "65536 of 1048576 bytes received" in got.summary() and "timed out" in got.summary()
     nothing = probes.parse_bulk(ExecResult(1, "", "sh: curl: not found"), probes.MIB, ["x"])
     assert not nothing.ok and nothing.up_code == "000" and nothing.up_counted == 0
+
+
+def test_quick_caps_only_curls_connect_timeout():
+    probe = probes.http_probe(None, "http://10.96.0.1/", timeout_s=3)  # type: ignore[arg-type]
+    quick = probe.quick(0.5)
+    assert quick.command[quick.command.index("--connect-timeout") + 1] == "0.5"
+    assert quick.command[quick.command.index("--max-time") + 1] == "3", "a connected transfer keeps its full time"
+    assert probe.command[probe.command.index("--connect-timeout") + 1] == "3", "the probe itself is unchanged"
+    short = probes.http_probe(None, "http://x/", timeout_s=0.2)  # type: ignore[arg-type]
+    assert short.quick(0.5) is short
+    dig = probes.PodProbe(None, ["dig", "x"], lambda r, c: r, 5)  # type: ignore[arg-type]
+    assert dig.quick(0.5) is dig
+
+
+class ScriptedPod:
+    """A pod whose curl fails (rc 28, as a connect timeout) for its first `down_for` attempts and answers 200 after;
+    it records each attempt's connect timeout, also of attempts batched in one shell (`PodProbe.repeated`)."""
+
+    namespace, name = "ns", "client"
+
+    def __init__(self, down_for: int) -> None:
+        self.down_for, self.timeouts = down_for, []
+
+    def attempt(self, cmd: str) -> tuple[int, str, str]:
+        self.timeouts.append(re.search(r"--connect-timeout (\S+)", cmd).group(1))
+        if len(self.timeouts) <= self.down_for:
+            return 28, "", "curl: (28) Connection timed out"
+        return 0, "HTTP/1.1 200 OK\r\n\r\nhello", ""
+
+    def run(self, cmd, timeout_s=20):
+        from netconform.kube import ExecResult
+
+        if cmd[:2] != ["sh", "-c"]:
+            return ExecResult(*self.attempt(" ".join(cmd)))
+        out = ""
+        for _ in range(int(re.search(r"seq (\d+)", cmd[2]).group(1))):  # as repeat_script: stop at a failure
+            rc, o, e = self.attempt(cmd[2])
+            out += f"\n@@nc:{rc}:o\n{o}\n@@nc:e\n{e}"
+            if rc:
+                break
+        return ExecResult(0, out + "\n@@nc:end\n", "")
+
+
+def curl_probe(pod: ScriptedPod) -> probes.PodProbe[probes.HttpResult]:
+    return probes.PodProbe(pod, probes.curl_command("http://10.96.0.1/"), probes.parse_http, 5)  # type: ignore[arg-type]
+
+
+def test_a_path_coming_up_is_probed_with_a_short_connect_timeout_until_it_first_answers():
+    pod = ScriptedPod(down_for=2)
+    got = probes.eventually(curl_probe(pod), lambda r: r.status == 200, deadline_s=5, interval_s=0)
+    assert got.status == 200
+    assert pod.timeouts == ["0.5", "0.5", "0.5", "3", "3", "3"], "the 3 in a row: all with the full timeout"
+    pod = ScriptedPod(down_for=2)
+    probe = curl_probe(pod)
+    probes.eventually(lambda: probe(), lambda r: r.status == 200, deadline_s=5, interval_s=0)
+    assert pod.timeouts == ["3"] * 5, "only a PodProbe is shortened, never an attempt the caller wrapped"
+
+
+def test_after_the_first_third_of_the_deadline_every_attempt_has_the_full_timeout():
+    pod = ScriptedPod(down_for=10**6)
+    with pytest.raises(probes.NotConsistent) as e:
+        probes.eventually(curl_probe(pod), lambda r: r.status == 200, deadline_s=0.3, interval_s=0.02)
+    assert pod.timeouts[0] == "0.5" and pod.timeouts[-1] == "3", pod.timeouts
+    assert pod.timeouts == sorted(pod.timeouts, key=float), pod.timeouts
+    assert "--connect-timeout 3" in " ".join(e.value.last.command), "the verdict is the full probe's"
+
+
+def test_a_short_connect_timeout_never_makes_a_check_that_expects_no_connection_pass():
+    pod = ScriptedPod(down_for=10**6)
+    got = probes.eventually(curl_probe(pod), lambda r: r.status is None, deadline_s=5, interval_s=0)
+    assert got.status is None
+    assert pod.timeouts == ["0.5", "3", "3", "3"], "the shortened attempt only said when to start"
