@@ -198,10 +198,37 @@ def test_clusterip_spreads_requests_over_every_replica(
 
 # The longest check of the module runs second, not last: xdist hands a worker its next module when two checks of
 # the current one are left, and that module then waited behind this one (6 s) while other workers were idle.
-#: The open connection of the terminating check: an upload slow enough to outlast the pod's move to terminating
-#: (about 6 s), shorter than its preStop (12 s).
-DRAIN_BYTES = 3 * probes.MIB // 2
-DRAIN_RATE = "256k"
+#: The open connection of the terminating check: an upload that trickles on (a chunk every 50 ms) until the check
+#: has seen the pod turn terminating, then ends; the server's byte count must match what was sent. (A fixed-size
+#: upload had to outlast the slowest move to terminating and made the check take 6 s whatever the cluster did.)
+#: At most DRAIN_CHUNKS chunks, so a check that dies mid-way leaves no endless upload behind.
+DRAIN_FIRST = 64 * 1024
+DRAIN_CHUNK = 4096
+DRAIN_CHUNKS = 400
+DRAIN_STOP = "/tmp/nc.drain.stop"
+DRAIN_PROGRESS = "/tmp/nc.drain.n"
+#: Chunks the upload must send after the check saw the pod terminating, before it is stopped: bytes that cannot
+#: have crossed before the pod turned terminating.
+DRAIN_AFTER = 4
+
+
+def trickle_upload(url: str) -> list[str]:
+    """A shell command: an upload to `url` sent in chunks until DRAIN_STOP exists (or the connection is gone); it
+    prints curl's HTTP code, the server's count of bytes read and the count of bytes sent."""
+    sent = "/tmp/nc.drain.sent"
+    writer = (
+        f"head -c {DRAIN_FIRST} /dev/zero; n=0; "
+        f"while [ ! -e {DRAIN_STOP} ] && [ $n -lt {DRAIN_CHUNKS} ] && head -c {DRAIN_CHUNK} /dev/zero; "
+        f"do n=$((n + 1)); echo $n >{DRAIN_PROGRESS}; sleep 0.05; done; "
+        f"echo $(({DRAIN_FIRST} + n * {DRAIN_CHUNK})) >{sent}"
+    )
+    return [
+        "sh",
+        "-c",
+        f"rm -f {DRAIN_STOP} {DRAIN_PROGRESS} {sent}; ( {writer} ) | "
+        f"curl -sS --max-time 30 -H 'Expect:' -T - -o /tmp/nc.drain -w '%{{http_code}} ' {url}; "
+        f'echo "$(cat /tmp/nc.drain) $(cat {sent})"',
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -226,9 +253,9 @@ def endpoint_conditions(workloads: Workloads, service: str, ip: str) -> dict[str
 def test_clusterip_terminating_pod_finishes_open_connections_and_gets_no_new_ones(
     proxy: Precondition, diagnose: Diagnose, workloads: Workloads, client: ProbePod, drain: tuple[PodRef, PodRef]
 ) -> None:
-    """A slow upload is open through the ClusterIP to pod "leaving"; a second pod joins the Service and
-    "leaving" is deleted (12 s preStop). Its EndpointSlice entry turns terminating, 20 new connections all reach the
-    other pod, and the open upload completes whole."""
+    """An upload is open through the ClusterIP to pod "leaving", sent a chunk at a time; a second pod joins the
+    Service and "leaving" is deleted (12 s preStop). Its EndpointSlice entry turns terminating while the upload goes
+    on, which then completes whole; 20 new connections all reach the other pod."""
     proxy.require()
     leaving, staying = drain
     ip = svc_ip(workloads, "drain")
@@ -238,14 +265,10 @@ def test_clusterip_terminating_pod_finishes_open_connections_and_gets_no_new_one
         f"pods leaving ({leaving.ip}), staying ({staying.ip})",
     ]
     settled(lambda: probes.echo_round(client, [f"tcp:{ip}:80"]), lambda r: set(r.counts) == {"leaving"})
-    # An upload, sent slowly by the client: the connection carries data until its last byte (a download would sit
-    # whole in the client's socket buffers, the server long done).
-    upload = [
-        "sh",
-        "-c",
-        f"head -c {DRAIN_BYTES} /dev/zero | curl -sS --max-time 30 --limit-rate {DRAIN_RATE} --data-binary @- "
-        f"-o /tmp/nc.drain -w '%{{http_code}} ' http://{ip}:80/upload; cat /tmp/nc.drain",
-    ]
+    # An upload, sent by the client a chunk at a time: the connection carries data until the check stops it (a
+    # download would sit whole in the client's socket buffers, the server long done).
+    upload = trickle_upload(f"http://{ip}:80/upload")
+    stop = ["touch", DRAIN_STOP]
     with ThreadPoolExecutor(max_workers=1) as pool:
         slow = pool.submit(client.run, upload, 40)
         wait(
@@ -270,6 +293,7 @@ def test_clusterip_terminating_pod_finishes_open_connections_and_gets_no_new_one
                 interval_s=0.1,
             )
         except WaitTimeout:
+            client.run(stop)
             res = slow.result()
             diagnose.fail(
                 "a deleted pod never drained: it was not listed as terminating while its preStop ran",
@@ -279,11 +303,24 @@ def test_clusterip_terminating_pod_finishes_open_connections_and_gets_no_new_one
                 objects=objects,
             )
         still_open = not slow.done()
+
+        def chunks_sent() -> int:
+            got = client.run(["cat", DRAIN_PROGRESS]).stdout.strip()
+            return int(got) if got.isdigit() else 0
+
+        enough = chunks_sent() + DRAIN_AFTER
+        wait(
+            f"the upload sending {DRAIN_AFTER} more chunks to the terminating pod",
+            lambda: slow.done() or chunks_sent() >= enough,
+            workloads.deadline(10),
+            interval_s=0.05,
+        )
+        client.run(stop)  # the open connection carried data after the pod turned terminating: now it ends
+        res = slow.result()
         fresh = settled(
             lambda: probes.echo_round(client, [f"tcp:{ip}:80"] * 20),
             lambda r: set(r.counts) == {"staying"} and not r.failures,
         )
-        res = slow.result()
     diagnose.check(
         conditions.get("ready") is False,
         "a terminating pod is still listed as ready",
@@ -299,20 +336,22 @@ def test_clusterip_terminating_pod_finishes_open_connections_and_gets_no_new_one
         objects=objects,
         reproduce=client.repro(fresh.command),
     )
-    code, _, got = res.stdout.strip().partition(" ")
+    code, got, sent = (res.stdout.split() + ["", "", ""])[:3]
     diagnose.check(
-        code == "200" and got.split(".")[0] == str(DRAIN_BYTES),
+        code == "200" and sent.isdigit() and got == sent,
         "an open connection to a terminating pod was cut",
-        expected=f"HTTP 200 and {DRAIN_BYTES} bytes, read by the server while the pod drains in its preStop",
-        observed=f"HTTP {code}, {got or 0} bytes; {res.stderr.strip()[:200]}",
+        expected=f"HTTP 200, and every byte sent ({DRAIN_AFTER} chunks of it after the pod turned terminating) "
+        "read by the server while the pod drains in its preStop",
+        observed=f"HTTP {code}, the server read {got or 'nothing'}, the client sent {sent or '?'} bytes; "
+        f"{res.stderr.strip()[:200]}",
         objects=objects,
         reproduce=client.repro(upload),
     )
     diagnose.check(
         still_open,
-        "inconclusive: the upload ended before the pod was marked terminating",
-        expected=f"the upload ({DRAIN_BYTES} bytes at {DRAIN_RATE}/s) still open when the pod turns terminating",
-        observed="it had ended: the cluster took longer than the upload to mark the pod terminating",
+        "the upload ended before the pod was marked terminating",
+        expected="the upload, which goes on until the check stops it, still open when the pod turns terminating",
+        observed=f"it had ended: HTTP {code}, the server read {got or 'nothing'}; {res.stderr.strip()[:200]}",
         objects=objects,
     )
 
