@@ -151,10 +151,10 @@ def repeat_script(command: list[str], n: int, tag: str = "") -> str:
     only start a new one, which the caller's retries do at their own pace.
     (`tag` keeps the temporary files of loops running side by side apart: $$ is the same in every subshell.)"""
     o, e = f"/tmp/nc.$$.{tag}o", f"/tmp/nc.$$.{tag}e"
-    return (
-        f"for i in $(seq {n}); do {shlex.join(command)} >{o} 2>{e}; rc=$?; "
-        f"printf '\\n@@nc:%s:o\\n' $rc; cat {o}; printf '\\n@@nc:e\\n'; cat {e}; [ $rc -eq 0 ] || break; done; "
-        f"printf '\\n@@nc:end\\n'; rm -f {o} {e}"
+    return (  # shell builtins but for `cat` of stdout (and of stderr, when there is any): a process is a fork and exec
+        f"i=0; while [ $i -lt {n} ]; do i=$((i + 1)); {shlex.join(command)} >{o} 2>{e}; rc=$?; "
+        f"printf '\\n@@nc:%s:o\\n' $rc; cat {o}; printf '\\n@@nc:e\\n'; if [ -s {e} ]; then cat {e}; fi; "
+        f"[ $rc -eq 0 ] || break; done; printf '\\n@@nc:end\\n'; rm -f {o} {e}"
     )
 
 

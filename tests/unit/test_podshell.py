@@ -64,6 +64,21 @@ def test_the_shell_keeps_exit_code_stdout_and_stderr_apart() -> None:
         sh.session.close()
 
 
+def test_every_argument_reaches_the_command_as_given_on_either_path() -> None:
+    tricky = ["$1", "$d", "$(echo no)", "`echo no`", "a'b", 'c"d', "x;y", "*", "", "e ", "tab\there"]
+    plain, multiline = ["printf", "%s|", *tricky], ["printf", "%s|", *tricky, "two\nlines"]
+    assert podshell.command_line(plain).startswith("e "), "a one-line command runs through eval"
+    assert " " not in podshell.command_line(multiline), "a line break in an argument goes in base64"
+    sh = shell()
+    try:
+        assert sh.run(plain, 5) == ExecResult(0, "".join(f"{a}|" for a in tricky), "")
+        assert sh.run(multiline, 5) == ExecResult(0, "".join(f"{a}|" for a in tricky) + "two\nlines|", "")
+        assert sh.run(["sh", "-c", "exit 7"], 5) == ExecResult(7, "", ""), "exit ends the command, not the shell"
+        assert sh.run(["echo", "still here"], 5) == ExecResult(0, "still here\n", "")
+    finally:
+        sh.session.close()
+
+
 def test_a_command_reads_no_stdin_so_it_cannot_eat_the_next_command() -> None:
     sh = shell()
     try:

@@ -200,7 +200,7 @@ class ScriptedPod:
         if cmd[:2] != ["sh", "-c"]:
             return ExecResult(*self.attempt(" ".join(cmd)))
         out = ""
-        for _ in range(int(re.search(r"seq (\d+)", cmd[2]).group(1))):  # as repeat_script: stop at a failure
+        for _ in range(int(re.search(r"-lt (\d+)", cmd[2]).group(1))):  # as repeat_script: stop at a failure
             rc, o, e = self.attempt(cmd[2])
             out += f"\n@@nc:{rc}:o\n{o}\n@@nc:e\n{e}"
             if rc:
