@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -207,14 +208,17 @@ DRAIN_CHUNK = 4096
 DRAIN_CHUNKS = 400
 DRAIN_STOP = "/tmp/nc.drain.stop"
 DRAIN_PROGRESS = "/tmp/nc.drain.n"
-#: Chunks the upload must send after the check saw the pod terminating, before it is stopped: bytes that cannot
-#: have crossed before the pod turned terminating.
+#: How long the upload goes on after the kubelet began to stop the pod (its "Killing" event), and the chunks it must
+#: send in that time. Next the kubelet runs the preStop hook (12 s here); a pod stopped without it gets SIGTERM at
+#: once and SIGKILL after the kubelet's minimum grace of 2 s (`minimumGracePeriodInSeconds`; nc-echo, the pod's
+#: PID 1, outlives SIGTERM), so an upload still answered 3 s later was served by a pod that drains.
+DRAIN_HOLD_S = 3.0
 DRAIN_AFTER = 4
 
 
 def trickle_upload(url: str) -> list[str]:
     """A shell command: an upload to `url` sent in chunks until DRAIN_STOP exists (or the connection is gone); it
-    prints curl's HTTP code, the server's count of bytes read and the count of bytes sent."""
+    prints "<curl's HTTP code> sent=<bytes sent> read=<the server's answer: the bytes it read>" (see drained)."""
     sent = "/tmp/nc.drain.sent"
     writer = (
         f"head -c {DRAIN_FIRST} /dev/zero; n=0; "
@@ -225,10 +229,17 @@ def trickle_upload(url: str) -> list[str]:
     return [
         "sh",
         "-c",
-        f"rm -f {DRAIN_STOP} {DRAIN_PROGRESS} {sent}; ( {writer} ) | "
-        f"curl -sS --max-time 30 -H 'Expect:' -T - -o /tmp/nc.drain -w '%{{http_code}} ' {url}; "
-        f'echo "$(cat /tmp/nc.drain) $(cat {sent})"',
+        f"rm -f {DRAIN_STOP} {DRAIN_PROGRESS} {sent} /tmp/nc.drain; ( {writer} ) | "
+        f"curl -sS --max-time 30 -H 'Expect:' -T - -o /tmp/nc.drain -w '%{{http_code}}' {url}; "
+        f'printf " sent=%s read=%s\\n" "$(cat {sent} 2>/dev/null)" "$(cat /tmp/nc.drain 2>/dev/null)"',
     ]
+
+
+def drained(stdout: str) -> tuple[str, str, str]:
+    """(HTTP code, bytes sent, the server's answer) from what `trickle_upload` printed; the answer last, as it may be
+    an error message with spaces."""
+    m = re.match(r"(\S*) sent=(\S*) read=(.*)", stdout.strip(), re.S)
+    return (m.group(1), m.group(2), m.group(3).strip()) if m else ("", "", stdout.strip()[:200])
 
 
 @pytest.fixture(scope="module")
@@ -238,6 +249,14 @@ def drain(workloads: Workloads) -> tuple[PodRef, PodRef]:
     leaving, staying = workloads.wait_pod("leaving"), workloads.wait_pod("staying")
     workloads.wait_endpoints("drain", {leaving.ip})
     return leaving, staying
+
+
+def kubelet_stopping(workloads: Workloads, pod: str) -> bool:
+    """The kubelet has begun to stop `pod`: its "Killing" event, recorded just before the preStop hook runs."""
+    return any(
+        ev.get("reason") == "Killing" and (ev.get("involvedObject") or {}).get("name") == pod
+        for ev in workloads.kube.list_objects("v1", "Event", workloads.namespace)
+    )
 
 
 def endpoint_conditions(workloads: Workloads, service: str, ip: str) -> dict[str, bool]:
@@ -255,7 +274,8 @@ def test_clusterip_terminating_pod_finishes_open_connections_and_gets_no_new_one
 ) -> None:
     """An upload is open through the ClusterIP to pod "leaving", sent a chunk at a time; a second pod joins the
     Service and "leaving" is deleted (12 s preStop). Its EndpointSlice entry turns terminating while the upload goes
-    on, which then completes whole; 20 new connections all reach the other pod."""
+    on, past the kubelet's start of the pod's stop, and then completes whole; 20 new connections all reach the
+    other pod."""
     proxy.require()
     leaving, staying = drain
     ip = svc_ip(workloads, "drain")
@@ -303,18 +323,30 @@ def test_clusterip_terminating_pod_finishes_open_connections_and_gets_no_new_one
                 objects=objects,
             )
         still_open = not slow.done()
+        try:
+            wait(
+                "the kubelet stopping pod leaving (its Killing event)",
+                lambda: slow.done() or kubelet_stopping(workloads, "leaving"),
+                workloads.deadline(5),
+                interval_s=0.1,
+            )
+        except WaitTimeout:
+            pass  # events are best effort: by now (5 s into terminating) a pod killed without grace is gone
 
         def chunks_sent() -> int:
             got = client.run(["cat", DRAIN_PROGRESS]).stdout.strip()
             return int(got) if got.isdigit() else 0
 
-        enough = chunks_sent() + DRAIN_AFTER
-        wait(
-            f"the upload sending {DRAIN_AFTER} more chunks to the terminating pod",
-            lambda: slow.done() or chunks_sent() >= enough,
-            workloads.deadline(10),
-            interval_s=0.05,
-        )
+        enough, hold_until = chunks_sent() + DRAIN_AFTER, time.monotonic() + DRAIN_HOLD_S
+        try:
+            wait(
+                f"the upload going on for {DRAIN_HOLD_S:g} s and {DRAIN_AFTER} chunks to the pod being stopped",
+                lambda: slow.done() or (time.monotonic() >= hold_until and chunks_sent() >= enough),
+                workloads.deadline(10),
+                interval_s=0.1,
+            )
+        except WaitTimeout:
+            pass  # the connection stalled: stopped now, the upload's result says what happened to it
         client.run(stop)  # the open connection carried data after the pod turned terminating: now it ends
         res = slow.result()
         fresh = settled(
@@ -336,11 +368,11 @@ def test_clusterip_terminating_pod_finishes_open_connections_and_gets_no_new_one
         objects=objects,
         reproduce=client.repro(fresh.command),
     )
-    code, got, sent = (res.stdout.split() + ["", "", ""])[:3]
+    code, sent, got = drained(res.stdout)
     diagnose.check(
         code == "200" and sent.isdigit() and got == sent,
         "an open connection to a terminating pod was cut",
-        expected=f"HTTP 200, and every byte sent ({DRAIN_AFTER} chunks of it after the pod turned terminating) "
+        expected=f"HTTP 200, and every byte sent (for {DRAIN_HOLD_S:g} s after the kubelet began to stop the pod) "
         "read by the server while the pod drains in its preStop",
         observed=f"HTTP {code}, the server read {got or 'nothing'}, the client sent {sent or '?'} bytes; "
         f"{res.stderr.strip()[:200]}",
