@@ -200,14 +200,16 @@ def test_clusterip_spreads_requests_over_every_replica(
 # The longest check of the module runs second, not last: xdist hands a worker its next module when two checks of
 # the current one are left, and that module then waited behind this one (6 s) while other workers were idle.
 #: The open connection of the terminating check: an upload that trickles on (a chunk every 50 ms) until the check
-#: has seen the pod turn terminating, then ends; the server's byte count must match what was sent. (A fixed-size
-#: upload had to outlast the slowest move to terminating and made the check take 6 s whatever the cluster did.)
-#: At most DRAIN_CHUNKS chunks, so a check that dies mid-way leaves no endless upload behind.
+#: stops it, DRAIN_HOLD_S after the kubelet began to stop the pod; the server's byte count must match what was sent.
+#: (A fixed-size upload had to outlast the slowest move to terminating and made the check take 6 s whatever the
+#: cluster did.) At most DRAIN_CHUNKS chunks, so a check that dies mid-way leaves no endless upload behind.
 DRAIN_FIRST = 64 * 1024
 DRAIN_CHUNK = 4096
 DRAIN_CHUNKS = 400
 DRAIN_STOP = "/tmp/nc.drain.stop"
 DRAIN_PROGRESS = "/tmp/nc.drain.n"
+DRAIN_SENT = "/tmp/nc.drain.sent"
+DRAIN_ANSWER = "/tmp/nc.drain"
 #: How long the upload goes on after the kubelet began to stop the pod (its "Killing" event), and the chunks it must
 #: send in that time. Next the kubelet runs the preStop hook (12 s here); a pod stopped without it gets SIGTERM at
 #: once and SIGKILL after the kubelet's minimum grace of 2 s (`minimumGracePeriodInSeconds`; nc-echo, the pod's
@@ -219,19 +221,18 @@ DRAIN_AFTER = 4
 def trickle_upload(url: str) -> list[str]:
     """A shell command: an upload to `url` sent in chunks until DRAIN_STOP exists (or the connection is gone); it
     prints "<curl's HTTP code> sent=<bytes sent> read=<the server's answer: the bytes it read>" (see drained)."""
-    sent = "/tmp/nc.drain.sent"
     writer = (
         f"head -c {DRAIN_FIRST} /dev/zero; n=0; "
         f"while [ ! -e {DRAIN_STOP} ] && [ $n -lt {DRAIN_CHUNKS} ] && head -c {DRAIN_CHUNK} /dev/zero; "
         f"do n=$((n + 1)); echo $n >{DRAIN_PROGRESS}; sleep 0.05; done; "
-        f"echo $(({DRAIN_FIRST} + n * {DRAIN_CHUNK})) >{sent}"
+        f"echo $(({DRAIN_FIRST} + n * {DRAIN_CHUNK})) >{DRAIN_SENT}"
     )
     return [
         "sh",
         "-c",
-        f"rm -f {DRAIN_STOP} {DRAIN_PROGRESS} {sent} /tmp/nc.drain; ( {writer} ) | "
-        f"curl -sS --max-time 30 -H 'Expect:' -T - -o /tmp/nc.drain -w '%{{http_code}}' {url}; "
-        f'printf " sent=%s read=%s\\n" "$(cat {sent} 2>/dev/null)" "$(cat /tmp/nc.drain 2>/dev/null)"',
+        f"rm -f {DRAIN_STOP} {DRAIN_PROGRESS} {DRAIN_SENT} {DRAIN_ANSWER}; ( {writer} ) | "
+        f"curl -sS --max-time 30 -H 'Expect:' -T - -o {DRAIN_ANSWER} -w '%{{http_code}}' {url}; "
+        f'printf " sent=%s read=%s\\n" "$(cat {DRAIN_SENT} 2>/dev/null)" "$(cat {DRAIN_ANSWER} 2>/dev/null)"',
     ]
 
 
@@ -347,7 +348,7 @@ def test_clusterip_terminating_pod_finishes_open_connections_and_gets_no_new_one
             )
         except WaitTimeout:
             pass  # the connection stalled: stopped now, the upload's result says what happened to it
-        client.run(stop)  # the open connection carried data after the pod turned terminating: now it ends
+        client.run(stop)  # the open connection carried data while the kubelet stopped the pod: now it ends
         res = slow.result()
         fresh = settled(
             lambda: probes.echo_round(client, [f"tcp:{ip}:80"] * 20),

@@ -582,7 +582,7 @@ def eventually(
     start = time.monotonic()
     end, quick_until = start + deadline_s, start + deadline_s / 3
     streak = best = attempts = 0
-    batch = successes if isinstance(attempt, PodProbe) and successes > 1 else 0
+    batch = full_batch = successes if isinstance(attempt, PodProbe) and successes > 1 else 0
     quick = True
     pending = list(first or [])
     while True:
@@ -597,7 +597,7 @@ def eventually(
             if now is not attempt and any(ok(r) for r in results):
                 # It held with the short connect timeout: that only says when to start. A shortened attempt is
                 # never counted as a success (a check may expect no connection); the probe as given decides.
-                quick, batch = False, successes if successes > 1 else 0
+                quick, batch = False, full_batch
                 continue
         for result in results:
             attempts += 1
