@@ -14,7 +14,7 @@ from fixtures.diagnostics import Diagnose
 from fixtures.observations import Observer
 from fixtures.preconditions import Precondition, service_proxy
 from fixtures.prestart import Stage
-from fixtures.workloads import ServiceRef, Workloads
+from fixtures.workloads import ServiceRef, Workloads, pinned_client_name
 from netconform import probes
 from netconform.areas import not_applicable
 from netconform.probes import PodProbe, ProbePod
@@ -24,43 +24,38 @@ pytestmark = pytest.mark.crossnode
 MIB = probes.MIB
 
 
-def pinned(cluster: ClusterHandle) -> dict[str, str]:
-    """Tested node name -> the app name of the nc-echo pod pinned to it."""
-    return {name: f"pin{i}" for i, name in enumerate(nodes_under_test(cluster))}
+def service_names(cluster: ClusterHandle) -> dict[str, str]:
+    """Tested node name -> the name of the Services (in the run's namespace) whose only backend is that node's pod."""
+    return {name: f"crossnode-{i}" for i, name in enumerate(nodes_under_test(cluster))}
 
 
-def request_node_pods(cluster: ClusterHandle, workloads: Workloads) -> None:
-    for node, app in pinned(cluster).items():
-        workloads.request_server(app, replicas=1, node=node)
-
-
-def request_remote_services(cluster: ClusterHandle, workloads: Workloads) -> dict[str, ServiceRef]:
-    """Per node: a ClusterIP and two NodePort Services (Cluster, Local) whose only backend is that node's pod."""
+def request_remote_services(cluster: ClusterHandle, run: Workloads) -> dict[str, ServiceRef]:
+    """Per node: a ClusterIP and two NodePort Services (Cluster, Local) whose only backend is that node's pinned probe
+    pod (the run's own, in the run's namespace: a Service selects pods of its own namespace only). Keyed by node, and
+    by "node/Cluster" and "node/Local" for the NodePorts."""
     out = {}
-    for node, app in pinned(cluster).items():
-        out[node] = workloads.service("clusterip", "service", NAME=app)
+    for node, name in service_names(cluster).items():
+        applied = run.apply(run.render("crossnode", "services", NAME=name, APP=pinned_client_name(node)))
+        refs = {d["metadata"]["name"]: ServiceRef.of(d) for d in applied if d["kind"] == "Service"}
+        out[node] = refs[name]
         for policy in ("Cluster", "Local"):
-            out[f"{node}/{policy}"] = workloads.service(
-                "nodeport", "service", NAME=f"{app}-np-{policy.lower()}", APP=app, POLICY=policy
-            )
+            out[f"{node}/{policy}"] = refs[f"{name}-np-{policy.lower()}"]
     return out
 
 
 def prestart(stage: Stage) -> None:
-    """The pinned pods and their Services, requested at the start of the run."""
-    request_node_pods(stage.cluster, stage.workloads)
-    request_remote_services(stage.cluster, stage.workloads)
+    """The run's pinned probe pods and their Services, requested at the start of the run."""
+    if stage.run:
+        for node in nodes_under_test(stage.cluster):
+            stage.run.request_pinned_client(node)
+        request_remote_services(stage.cluster, stage.run)
 
 
 @pytest.fixture(scope="module")
-def node_pods(cluster: ClusterHandle, workloads: Workloads) -> dict[str, ProbePod]:
-    """One nc-echo pod pinned to each node (server and client at once); node name -> pod."""
-    request_node_pods(cluster, workloads)
-    pods = {}
-    for node, app in pinned(cluster).items():
-        (ref,) = workloads.wait_ready(f"app={app}", 1, f"pod pinned to {node}")
-        pods[node] = ProbePod(workloads.kube, workloads.namespace, ref.name, ref.ip, ref.node)
-    return pods
+def node_pods(cluster: ClusterHandle, run_workloads: Workloads) -> dict[str, ProbePod]:
+    """The run's pinned probe pod on each node, an nc-echo server and a client at once (the checks of other modules
+    probe from the same pods: no node starts a pod of its own for this module); node name -> pod."""
+    return {node: run_workloads.pinned_client(node) for node in nodes_under_test(cluster)}
 
 
 def pair(node_pods: dict[str, ProbePod], node_pair: tuple[str, str]) -> tuple[ProbePod, ProbePod]:
@@ -271,13 +266,12 @@ def test_crossnode_node_to_pod_and_pod_to_node(
 
 @pytest.fixture(scope="module")
 def remote_service(
-    cluster: ClusterHandle, workloads: Workloads, node_pods: dict[str, ProbePod]
+    cluster: ClusterHandle, run_workloads: Workloads, node_pods: dict[str, ProbePod]
 ) -> dict[str, ServiceRef]:
     """Per node: a ClusterIP and two NodePort Services (Cluster, Local) whose only backend is that node's pod."""
-    out = request_remote_services(cluster, workloads)
-    for node, app in pinned(cluster).items():
-        for svc in (app, f"{app}-np-cluster", f"{app}-np-local"):
-            workloads.wait_endpoints(svc, {node_pods[node].ip})
+    out = request_remote_services(cluster, run_workloads)
+    for node, svc in out.items():
+        run_workloads.wait_endpoints(svc.name, {node_pods[node.split("/")[0]].ip})
     return out
 
 

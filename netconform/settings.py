@@ -102,7 +102,7 @@ OPTIONS: tuple[Option, ...] = (
         None,
         _registry,
     ),
-    Option("image", "--image", "the test image (agnhost, dig, curl, openssl, ip, nc)", DEFAULT_IMAGE),
+    Option("image", "--image", "the test image (nc-echo, agnhost, dig, curl, openssl, ip, nc)", DEFAULT_IMAGE),
     Option("ingress_class", "--ingress-class", "IngressClass to test (default: the default class, or the only one)"),
     Option(
         "ingress_service",
