@@ -251,7 +251,8 @@ def build_archives(bins: dict[str, Path], say: Callable[[str], None] = print) ->
     write_oci_archive(
         [
             ImageSpec(names["toolbox"], (rootfs, agnhost, echo), entrypoint=("/usr/local/bin/agnhost",)),
-            ImageSpec(names["pause"], (rootfs, agnhost), entrypoint=("/usr/local/bin/agnhost", "pause")),
+            # Every pod's sandbox: nc-echo's pause, alone (a static program needs no root filesystem).
+            ImageSpec(names["pause"], (echo,), entrypoint=("/usr/local/bin/nc-echo", "pause")),
             # cert-manager starts solver pods with runAsNonRoot: the image names a numeric non-root user.
             ImageSpec(
                 names["acmesolver"],
