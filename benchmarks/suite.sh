@@ -3,7 +3,8 @@
 # RUNS runs (default 3) for each node count (default 2), each run's wall time, the median, and for the median run
 # the critical path (the check that ended last and what its worker spent time on) and the sum of check times.
 # The cluster is brought to each node count first (`netconform cluster up --nodes N`); each run starts when the
-# previous run's namespaces are gone.
+# previous run's namespaces are gone and the machine is quiet. The median's line ends with the machine's own speed
+# (`reference` in benchmarks/quiet.sh), measured on the quiet machine before the runs.
 # Usage: benchmarks/suite.sh [RUNS] [NODES ...]     e.g. benchmarks/suite.sh 3 1 2
 # MARK selects checks by marker (MARK="not networkpolicy"), ARGS adds plain pytest arguments, UP_ARGS arguments of
 # `cluster up` (UP_ARGS=--network-policy=none).
@@ -13,16 +14,19 @@ export PATH="$PWD/.venv/bin:$PATH"
 runs=${1:-3}; shift || true
 node_counts=("${@:-2}")
 workers=${WORKERS:-4}
+source benchmarks/quiet.sh
 for nodes in "${node_counts[@]}"; do
   netconform cluster up --recreate --nodes "$nodes" ${UP_ARGS:-} >/dev/null || exit 1
   export PATH="$(netconform cluster bin-dir):$PATH"
   kc=$(netconform cluster kubeconfig)
   results=()
+  quiet; ref=$(reference)
   for i in $(seq "$runs"); do
     run="rbench$$n${nodes}i$i"
     # Each run starts on a quiet cluster, as a user's run does: the previous run's namespaces (and their pods) are
     # gone first, so a run is not timed while the cluster still tears down the one before it.
     kubectl --kubeconfig "$kc" wait --for=delete namespace -l netconform.io/run --timeout=120s >/dev/null 2>&1
+    quiet
     start=$(date +%s.%N)
     summary=$(NETCONFORM_RUN_ID=$run pytest -q -p no:randomly --kube-config="$kc" -n "$workers" --dist loadfile \
       ${MARK:+-m "$MARK"} ${ARGS:-} 2>&1 | tail -1)
@@ -31,6 +35,6 @@ for nodes in "${node_counts[@]}"; do
     results+=("$t $run")
   done
   median=$(printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
-  echo "$nodes node(s): median ${median% *}s of $runs runs (workers $workers)"
+  echo "$nodes node(s): median ${median% *}s of $runs runs (workers $workers; reference loop $ref ms)"
   python3 benchmarks/critical_path.py "reports/${median#* }/junit.xml"
 done

@@ -8,9 +8,11 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 export PATH="$(netconform cluster bin-dir):$PATH"
 kc=$(netconform cluster kubeconfig) || exit 1
+source benchmarks/quiet.sh
 hz=$(getconf CLK_TCK)
 for i in $(seq "${1:-1}"); do
   kubectl --kubeconfig "$kc" wait --for=delete namespace -l netconform.io/run --timeout=120s >/dev/null 2>&1
+  quiet
   read -r _ u n s _ < /proc/stat; busy0=$((u + n + s)); start=$(date +%s.%N)
   summary=$(pytest -q -p no:randomly --kube-config="$kc" -n "${WORKERS:-4}" --dist loadfile 2>&1 | tail -1)
   read -r _ u n s _ < /proc/stat; busy1=$((u + n + s))
