@@ -24,22 +24,18 @@ pytestmark = pytest.mark.crossnode
 MIB = probes.MIB
 
 
-def service_names(cluster: ClusterHandle) -> dict[str, str]:
-    """Tested node name -> the name of the Services (in the run's namespace) whose only backend is that node's pod."""
-    return {name: f"crossnode-{i}" for i, name in enumerate(nodes_under_test(cluster))}
-
-
 def request_remote_services(cluster: ClusterHandle, run: Workloads) -> dict[str, ServiceRef]:
     """Per node: a ClusterIP and two NodePort Services (Cluster, Local) whose only backend is that node's pinned probe
     pod (the run's own, in the run's namespace: a Service selects pods of its own namespace only). Keyed by node, and
     by "node/Cluster" and "node/Local" for the NodePorts."""
     out = {}
-    for node, name in service_names(cluster).items():
-        applied = run.apply(run.render("crossnode", "services", NAME=name, APP=pinned_client_name(node)))
-        refs = {d["metadata"]["name"]: ServiceRef.of(d) for d in applied if d["kind"] == "Service"}
-        out[node] = refs[name]
+    for node in nodes_under_test(cluster):
+        app = pinned_client_name(node)  # the pod's name and its `app` label: the ClusterIP Service's name selects it
+        out[node] = run.service("clusterip", "service", NAME=app)
         for policy in ("Cluster", "Local"):
-            out[f"{node}/{policy}"] = refs[f"{name}-np-{policy.lower()}"]
+            out[f"{node}/{policy}"] = run.service(
+                "nodeport", "service", NAME=f"{app}-np-{policy.lower()}", APP=app, POLICY=policy
+            )
     return out
 
 
@@ -270,8 +266,9 @@ def remote_service(
 ) -> dict[str, ServiceRef]:
     """Per node: a ClusterIP and two NodePort Services (Cluster, Local) whose only backend is that node's pod."""
     out = request_remote_services(cluster, run_workloads)
-    for node, svc in out.items():
-        run_workloads.wait_endpoints(svc.name, {node_pods[node.split("/")[0]].ip})
+    for key, svc in out.items():
+        node = key.split("/")[0]
+        run_workloads.wait_endpoints(svc.name, {node_pods[node].ip})
     return out
 
 
