@@ -8,7 +8,7 @@ from fixtures.cluster import ClusterHandle
 from fixtures.diagnostics import Diagnose
 from fixtures.preconditions import Precondition, service_proxy
 from fixtures.prestart import Stage
-from fixtures.workloads import Backend, Workloads
+from fixtures.workloads import Backend, Workloads, request_echo
 from netconform import probes
 from netconform.probes import ProbePod
 
@@ -19,14 +19,16 @@ SHARED_CLIENT = True
 
 
 def prestart(stage: Stage) -> None:
-    """The server behind the static endpoints, requested at the start of the run."""
-    stage.workloads.request_server("outside", replicas=1)
+    """The servers behind the static endpoints, requested at the start of the run."""
+    if stage.run:
+        request_echo(stage.run)
 
 
 @pytest.fixture(scope="module")
-def target(workloads: Workloads) -> Backend:
-    """The server the static endpoints point at (an ordinary Service in front of it serves only the precondition)."""
-    return workloads.server("outside", replicas=1)
+def target(run_echo: Backend) -> Backend:
+    """The server the static endpoints point at: one of the run's shared nc-echo servers, in another namespace than
+    the Services (an address is all a static endpoint holds)."""
+    return Backend(run_echo.name, run_echo.namespace, run_echo.pods[:1])
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +40,12 @@ def services(workloads: Workloads, target: Backend) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def proxy(cluster: ClusterHandle, workloads: Workloads, client: ProbePod, target: Backend) -> Precondition:
-    """The Service proxy answers at all, on an ordinary Service in front of the same server: if it does not, the
-    selector-less Services cannot work either, and their checks fail at once with that cause."""
-    svc = workloads.service("clusterip", "service", NAME="outside")
-    workloads.wait_endpoints("outside", target.ips)
+def proxy(cluster: ClusterHandle, run_workloads: Workloads, client: ProbePod, run_echo: Backend) -> Precondition:
+    """The Service proxy answers at all, on an ordinary Service in front of the shared servers (the target among
+    them): if it does not, the selector-less Services cannot work either, and their checks fail at once with that
+    cause."""
+    svc = run_workloads.service("clusterip", "service", NAME=run_echo.name)
+    run_workloads.wait_endpoints(run_echo.name, run_echo.ips)
     return service_proxy(cluster, client, svc)
 
 

@@ -23,7 +23,7 @@ from fixtures.diagnostics import Diagnose
 from fixtures.ingress import IngressController
 from fixtures.preconditions import Precondition, service_proxy
 from fixtures.prestart import Stage
-from fixtures.workloads import Backend, ServiceRef, Workloads
+from fixtures.workloads import Backend, PodRef, ServiceRef, Workloads, request_echo
 from netconform import probes
 from netconform.errors import WaitTimeout
 from netconform.kube import wait
@@ -34,7 +34,6 @@ pytestmark = pytest.mark.loadbalancer
 #: The run's probe pod is this module's client: no check here depends on the client's namespace.
 SHARED_CLIENT = True
 
-REPLICAS = 2
 #: A source outside loadBalancerSourceRanges gets no answer within this long.
 DENIED_S = 2.0
 #: The module's own probe pod outside the source ranges, where no other pinned probe pod of the run is.
@@ -44,24 +43,28 @@ OUTSIDER = "outsider"
 def prestart(stage: Stage) -> None:
     """The backends and probe pods take the cluster seconds to start: requested at the start of the run. The
     Services follow once the probe pods' addresses (their allowed sources) are known."""
-    ws, nodes = stage.workloads, nodes_under_test(stage.cluster)
-    ws.request_server("web", replicas=REPLICAS)
-    ws.request_server("local", replicas=1, node=nodes[-1])
+    nodes = nodes_under_test(stage.cluster)
     if len(nodes) == 1:
-        ws.request_client(OUTSIDER)
-    elif stage.run:
+        stage.workloads.request_client(OUTSIDER)
+    if stage.run:
+        request_echo(stage.run)
         stage.run.request_pinned_client(nodes[-1])
 
 
 @pytest.fixture(scope="module")
-def web(workloads: Workloads) -> Backend:
-    return workloads.server("web", replicas=REPLICAS)
+def web(run_echo: Backend) -> Backend:
+    """The backends: the run's shared nc-echo servers (no check here changes them). The module's Services live in
+    the run's namespace with them."""
+    return run_echo
 
 
 @pytest.fixture(scope="module")
-def local(workloads: Workloads, cluster: ClusterHandle) -> Backend:
-    """One replica on the last tested node: with externalTrafficPolicy Local only that node may serve."""
-    return workloads.server("local", replicas=1, node=nodes_under_test(cluster)[-1])
+def local(run_workloads: Workloads, cluster: ClusterHandle) -> Backend:
+    """One server on the last tested node, where with externalTrafficPolicy Local only that node may serve: the
+    run's probe pod pinned there (an nc-echo server too, selected by its own `app` label; no check here probes from
+    it through this Service)."""
+    pod = run_workloads.pinned_client(nodes_under_test(cluster)[-1])
+    return Backend(pod.name, pod.namespace, (PodRef(pod.name, pod.ip, pod.node),))
 
 
 @pytest.fixture(scope="module")
@@ -149,15 +152,15 @@ def address_of(cluster: ClusterHandle, svc: ServiceRef) -> Balancer:
 
 @pytest.fixture(scope="module")
 def balancers(
-    cluster: ClusterHandle, workloads: Workloads, client: ProbePod, outsider: ProbePod, web: Backend, local: Backend
+    cluster: ClusterHandle, run_workloads: Workloads, client: ProbePod, outsider: ProbePod, web: Backend, local: Backend
 ) -> dict[str, ServiceRef]:
     """The module's Services, created together once the probe pods' addresses are known (addresses are assigned
-    side by side; each check waits only for its own)."""
+    side by side; each check waits only for its own), in the run's namespace with their backends."""
     allowed = allowed_sources(cluster, client)
     return {
-        "web": create(workloads, "web", "web", allowed),
-        "local": create(workloads, "local", "local", allowed, policy="Local"),
-        "ranged": create(workloads, "ranged", "web", [client.ip]),
+        "web": create(run_workloads, "lb-web", web.name, allowed),
+        "local": create(run_workloads, "lb-local", local.name, allowed, policy="Local"),
+        "ranged": create(run_workloads, "lb-ranged", web.name, [client.ip]),
     }
 
 
@@ -292,7 +295,7 @@ def test_loadbalancer_routes_hosts_to_backends_over_http_and_https(
     proxy: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
-    workloads: Workloads,
+    run_workloads: Workloads,
     client: ProbePod,
     web: Backend,
     ingress_controller: IngressController,
@@ -312,19 +315,19 @@ def test_loadbalancer_routes_hosts_to_backends_over_http_and_https(
             observed=f"addresses {ips}, ports {ports}",
             objects=[f"service {ctrl.service.namespace}/{ctrl.service.name}"],
         )
-    host = f"lb.{workloads.namespace}.{cluster.settings.ingress_domain}"
-    docs = workloads.render(
+    host = f"lb.{run_workloads.namespace}.{cluster.settings.ingress_domain}"
+    docs = run_workloads.render(
         "loadbalancer",
         "ingress-front",
         HOST=host,
-        BACKEND="web",
+        BACKEND=balancers["web"].name,
         CLASS=ctrl.ingress_class.name,
         HTTP_TARGET=ports["http"],
         HTTPS_TARGET=ports["https"],
     )
     docs[0]["spec"]["loadBalancerSourceRanges"] = sorted(f"{s}/32" for s in allowed_sources(cluster, client))
     docs[1]["endpoints"] = [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]
-    applied = workloads.apply(docs)[0]
+    applied = run_workloads.apply(docs)[0]
     lb = address_of(cluster, ServiceRef.of(applied))
     objects = [
         lb.describe(),

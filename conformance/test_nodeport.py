@@ -14,7 +14,7 @@ from fixtures.namespaces import run_id
 from fixtures.observations import Observer
 from fixtures.preconditions import Precondition, service_proxy
 from fixtures.prestart import Stage
-from fixtures.workloads import Backend, ServiceRef, Workloads
+from fixtures.workloads import ECHO, Backend, ServiceRef, Workloads, request_echo
 from netconform import probes
 from netconform.areas import not_applicable, unsupported
 from netconform.probes import HttpResult, ProbePod
@@ -27,13 +27,15 @@ SHARED_CLIENT = True
 NODEPORT_RANGE = range(30000, 32768)  # the API server's default --service-node-port-range
 
 
-REPLICAS = 2
+#: The NodePort Service, in the run's namespace in front of the run's shared nc-echo servers (fixtures.workloads).
+SERVICE = "nodeport"
 
 
 def prestart(stage: Stage) -> None:
-    """The replicas and the NodePort Service, requested at the start of the run."""
-    stage.workloads.request_server("web", replicas=REPLICAS)
-    stage.workloads.service("nodeport", "service", NAME="web", APP="web", POLICY="Cluster")
+    """The run's shared servers and the NodePort Service, requested at the start of the run."""
+    if stage.run:
+        request_echo(stage.run)
+        stage.run.service("nodeport", "service", NAME=SERVICE, APP=ECHO, POLICY="Cluster")
 
 
 def prestart_privileged(stage: Stage) -> None:
@@ -53,15 +55,16 @@ def hostport_docs(ws: Workloads, node: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def web(workloads: Workloads) -> Backend:
-    return workloads.server("web", replicas=REPLICAS)
+def web(run_echo: Backend) -> Backend:
+    """The replicas: the run's shared nc-echo servers (no check here changes them)."""
+    return run_echo
 
 
 @pytest.fixture(scope="module")
-def service(workloads: Workloads, web: Backend) -> ServiceRef:
+def service(run_workloads: Workloads, web: Backend) -> ServiceRef:
     """A NodePort Service (externalTrafficPolicy Cluster) in front of the nc-echo replicas."""
-    svc = workloads.service("nodeport", "service", NAME="web", APP="web", POLICY="Cluster")  # as in prestart
-    workloads.wait_endpoints("web", web.ips)
+    svc = run_workloads.service("nodeport", "service", NAME=SERVICE, APP=ECHO, POLICY="Cluster")  # as in prestart
+    run_workloads.wait_endpoints(SERVICE, web.ips)
     return svc
 
 
@@ -141,16 +144,16 @@ def test_nodeport_udp_spreads_over_the_replicas_on_every_node(
     proxy: Precondition,
     diagnose: Diagnose,
     cluster: ClusterHandle,
-    workloads: Workloads,
     client: ProbePod,
     service: ServiceRef,
+    web: Backend,
     node_name: str,
     observe: Observer,
 ) -> None:
     """From a pod, UDP datagrams to <node InternalIP>:<UDP nodePort>, each from a new socket, are all answered,
     by every replica, on every node."""
     proxy.require()
-    replicas = {p.name for p in workloads.wait_ready("app=web", REPLICAS, "Deployment web")}
+    replicas = web.names
     target = f"udp:{node_ip(cluster, node_name)}:{service.node_port('udp')}"
     count = probes.requests_to_reach_all(len(replicas), p_fail=1e-6)
     try:  # the first round that reaches every replica: the proxy has programmed them all
