@@ -89,6 +89,11 @@ class Area:
     #: scheduled by cost as any other's: the module that ends a run last once its pods are ready, whose first check
     #: otherwise waits for pods requested seconds later, after the workers' collection (fixtures/prestart.py).
     early: bool = False
+    #: The area whose namespace its module's objects go in, when not its own: TLS and cert-manager route every
+    #: host to the Ingress area's `blue` backend, and an Ingress reaches only Services of its own namespace. One
+    #: namespace and one backend pod for the three, where each started its own (a pod start is most of what a run
+    #: on a small cluster spends its CPU on, #12); their object and host names differ.
+    home: str | None = None
     #: Seconds its module typically takes on the 2-node local cluster (what reports/costs.json recorded in runs
     #: there): the order of a run with no recorded costs yet, a first run (fixtures/schedule.py). 0: not declared.
     cost: float = 0.0
@@ -129,6 +134,7 @@ AREAS: tuple[Area, ...] = (
         "Ingress TLS: default, own and redirect",
         "an ingress controller serving HTTPS",
         depends=("ingress",),
+        home="ingress",
         cost=4,
     ),
     Area(
@@ -137,6 +143,7 @@ AREAS: tuple[Area, ...] = (
         "cert-manager's CRDs and controller",
         _cert_manager,
         depends=("ingress",),
+        home="ingress",
         long_lead=True,
         cost=2,
     ),
@@ -164,6 +171,13 @@ TRAITS: tuple[Trait, ...] = (
 
 BY_NAME: dict[str, Area] = {a.name: a for a in AREAS}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
+
+
+def home_of(name: str) -> tuple[str, bool]:
+    """(the area whose namespace `name`'s module uses, whether other areas' modules use it too)."""
+    area = BY_NAME.get(name)
+    home = area.home if area and area.home else name
+    return home, any(a.home == home for a in AREAS)
 
 
 def marker_lines() -> list[str]:

@@ -148,3 +148,12 @@ def test_rbac_denial_says_permission_admission_says_the_servers_words():
         + "'",
     )
     assert isinstance(refusal_error(ws, "create", "pods/exec", "n"), Forbidden)
+
+
+def test_tls_and_certmanager_live_in_the_ingress_namespace_which_no_worker_deletes_alone():
+    assert areas.home_of("tls") == ("ingress", True)
+    assert areas.home_of("certmanager") == ("ingress", True)
+    assert areas.home_of("ingress") == ("ingress", True)  # shared: tls may still run in it when ingress's worker ends
+    assert areas.home_of("dns") == ("dns", False)
+    homes = {a.home for a in areas.AREAS if a.home}
+    assert homes <= set(areas.NAMES) and all(not areas.BY_NAME[h].home for h in homes)  # one level, real areas
