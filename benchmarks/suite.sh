@@ -3,8 +3,10 @@
 # RUNS runs (default 3) for each node count (default 2), each run's wall time, the median, and for the median run
 # the critical path (the check that ended last and what its worker spent time on) and the sum of check times.
 # The cluster is brought to each node count first (`netconform cluster up --nodes N`); each run starts when the
-# previous run's namespaces are gone and the machine is quiet. The median's line ends with the machine's own speed
-# (`reference` in benchmarks/quiet.sh), measured on the quiet machine before the runs.
+# previous run's namespaces are gone and the machine is quiet. Each run's line gives the CPU the machine spent during
+# it (user + nice + system from /proc/stat: the cluster and the suite) and the machine's own speed just before it
+# (`reference` in benchmarks/quiet.sh, in ms; 33 on a quiet morning here), since this machine's speed moves by the
+# minute: a run's wall time is read beside them.
 # Usage: benchmarks/suite.sh [RUNS] [NODES ...]     e.g. benchmarks/suite.sh 3 1 2
 # MARK selects checks by marker (MARK="not networkpolicy"), ARGS adds plain pytest arguments, UP_ARGS arguments of
 # `cluster up` (UP_ARGS=--network-policy=none).
@@ -20,21 +22,25 @@ for nodes in "${node_counts[@]}"; do
   export PATH="$(netconform cluster bin-dir):$PATH"
   kc=$(netconform cluster kubeconfig)
   results=()
-  quiet; ref=$(reference)
+  hz=$(getconf CLK_TCK)
   for i in $(seq "$runs"); do
     run="rbench$$n${nodes}i$i"
     # Each run starts on a quiet cluster, as a user's run does: the previous run's namespaces (and their pods) are
     # gone first, so a run is not timed while the cluster still tears down the one before it.
     kubectl --kubeconfig "$kc" wait --for=delete namespace -l netconform.io/run --timeout=120s >/dev/null 2>&1
-    quiet
-    start=$(date +%s.%N)
+    quiet; ref=$(reference); quiet
+    read -r _ u n s _ < /proc/stat; busy=$((u + n + s)); start=$(date +%s.%N)
     summary=$(NETCONFORM_RUN_ID=$run pytest -q -p no:randomly --kube-config="$kc" -n "$workers" --dist loadfile \
       ${MARK:+-m "$MARK"} ${ARGS:-} 2>&1 | tail -1)
+    read -r _ u n s _ < /proc/stat
     t=$(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')")
-    echo "$nodes node(s), run $i: ${t}s  $summary"
-    results+=("$t $run")
+    cpu=$(python3 -c "print(f'{($u + $n + $s - $busy) / $hz:.1f}')")
+    echo "$nodes node(s), run $i: ${t}s  CPU ${cpu}s  reference loop ${ref} ms  $summary"
+    results+=("$t $run $ref")
   done
   median=$(printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
-  echo "$nodes node(s): median ${median% *}s of $runs runs (workers $workers; reference loop $ref ms)"
-  python3 benchmarks/critical_path.py "reports/${median#* }/junit.xml"
+  refs=$(printf '%s\n' "${results[@]}" | awk '{print $3}' | sort -n | paste -sd/)
+  read -r mt mrun _ <<< "$median"
+  echo "$nodes node(s): median ${mt}s of $runs runs (workers $workers; reference loop $refs ms)"
+  python3 benchmarks/critical_path.py "reports/$mrun/junit.xml"
 done
