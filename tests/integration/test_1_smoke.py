@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from conftest import clean_env, kubectl
@@ -201,9 +203,11 @@ def run_namespaces(kubeconfig: str, run_id: str) -> list[list[str]]:
     return [line.split() for line in out.strip().splitlines() if line.strip()]
 
 
-def start_suite(kubeconfig: str, run_id: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
-    """The whole suite with 4 workers, in a process group of its own that a terminal's Ctrl-C can be sent to."""
-    return subprocess.Popen(
+@contextmanager
+def suite_running(kubeconfig: str, run_id: str, *args: str, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """The whole suite with 4 workers, in a process group of its own that a terminal's Ctrl-C can be sent to; killed
+    if it still runs when the test ends (a test that failed before its Ctrl-C leaves no run behind)."""
+    proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -228,24 +232,26 @@ def start_suite(kubeconfig: str, run_id: str, *args: str, **env: str) -> subproc
         env=clean_env(NETCONFORM_RUN_ID=run_id, **env),
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
 
 
 def ctrl_c(proc: subprocess.Popen[bytes]) -> int:
     """SIGINT to the run's process group, as a terminal sends it; the run's exit status."""
-    try:
-        os.killpg(proc.pid, signal.SIGINT)
-        return proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGINT)
+    return proc.wait(timeout=60)
 
 
 def test_ctrl_c_mid_run_deletes_what_the_run_created(kubeconfig):
     """Ctrl-C ends the run within seconds, and every namespace the run labelled is being deleted."""
     run_id = "rctrlc" + str(os.getpid())
-    proc = start_suite(kubeconfig, run_id)
-    poll("the run to create its namespaces", lambda: len(run_namespaces(kubeconfig, run_id)) >= 3, deadline=60)
-    assert ctrl_c(proc) != 0
+    with suite_running(kubeconfig, run_id) as proc:
+        poll("the run to create its namespaces", lambda: len(run_namespaces(kubeconfig, run_id)) >= 3, deadline=60)
+        assert ctrl_c(proc) != 0
     left = run_namespaces(kubeconfig, run_id)
     assert all(deleted != "<none>" for _, deleted in left), f"namespaces not being deleted: {left}"
 
@@ -257,12 +263,11 @@ def test_ctrl_c_while_workers_start_deletes_what_a_worker_creates_after_it(kubec
     behind. (`ctrlcrace` holds the controller and gw0's creation at those points; see its docstring.)"""
     run_id = "rrace" + str(os.getpid())
     os.mkfifo(tmp_path / "swept")
-    proc = start_suite(
-        kubeconfig, run_id, "-p", "ctrlcrace", PYTHONPATH=str(Path(__file__).parent), NETCONFORM_RACE_DIR=str(tmp_path)
-    )
     held = tmp_path / "held"
-    poll("gw0 to hold a namespace creation", held.exists, deadline=90)
-    assert ctrl_c(proc) != 0
+    race = {"PYTHONPATH": str(Path(__file__).parent), "NETCONFORM_RACE_DIR": str(tmp_path)}
+    with suite_running(kubeconfig, run_id, "-p", "ctrlcrace", **race) as proc:
+        poll("gw0 to hold a namespace creation", held.exists, deadline=90)
+        assert ctrl_c(proc) != 0
     left = run_namespaces(kubeconfig, run_id)
     assert all(deleted != "<none>" for _, deleted in left), (
         f"namespaces not being deleted (gw0 held the creation of area {held.read_text()!r}): {left}"
