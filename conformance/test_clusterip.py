@@ -115,13 +115,14 @@ def check_spread(
     count = probes.requests_for_spread(len(backends))
     url = f"http://{svc.cluster_ip}:{svc.port()}/hostname"
     # Ready EndpointSlices do not mean kube-proxy (or its replacement) has programmed them yet: first wait, up to
-    # the probe deadline, until a burst reaches every current replica and no other pod; then measure. If that
-    # never happens the measurement below says which replica is missing.
+    # the probe deadline, until a burst reaches every current replica and no other pod (a connection sent to a
+    # deleted pod's address by rules not yet updated times out: a failure); then measure. If that never happens
+    # the measurement below says which replica is missing or how many requests failed.
     burst = probes.requests_to_reach_all(len(backends), p_fail=1e-3)
     try:
         probes.eventually(
             lambda: probes.spread(client, url, burst),
-            lambda s: set(s.counts) == backends,
+            lambda s: set(s.counts) == backends and not s.failures,
             diagnose.scale * probes.PROBE_S,
             successes=1,
         )
