@@ -168,6 +168,22 @@ def kubectl(
     return proc
 
 
+def run_namespaces(kubeconfig: str, run: str) -> list[tuple[str, bool]]:
+    """(name, being deleted) of every namespace labelled with the run."""
+    out = kubectl(
+        kubeconfig,
+        "get",
+        "ns",
+        "-l",
+        f"netconform.io/run={run}",
+        "--no-headers",
+        "-o",
+        "custom-columns=N:.metadata.name,D:.metadata.deletionTimestamp",
+    ).stdout
+    rows = [line.split() for line in out.strip().splitlines() if line.strip()]
+    return [(name, deleted != "<none>") for name, deleted in rows]
+
+
 def identity_kubeconfig(admin: str, out: Path, user: dict[str, object]) -> Path:
     """The admin kubeconfig's cluster with another identity."""
     import yaml

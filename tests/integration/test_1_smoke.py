@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from conftest import clean_env, kubectl
+from conftest import clean_env, kubectl, run_namespaces
 
 NS = "nc-smoke"
 MANIFEST = """
@@ -188,21 +188,6 @@ def test_missing_permission_is_one_line_and_creates_nothing(kubeconfig, tmp_path
         kubectl(kubeconfig, "-n", "default", "delete", "serviceaccount", "nc-viewer", check=False)
 
 
-def run_namespaces(kubeconfig: str, run_id: str) -> list[list[str]]:
-    """[name, deletionTimestamp or <none>] of every namespace labelled with the run."""
-    out = kubectl(
-        kubeconfig,
-        "get",
-        "ns",
-        "-l",
-        f"netconform.io/run={run_id}",
-        "--no-headers",
-        "-o",
-        "custom-columns=N:.metadata.name,D:.metadata.deletionTimestamp",
-    ).stdout
-    return [line.split() for line in out.strip().splitlines() if line.strip()]
-
-
 @contextmanager
 def suite_running(kubeconfig: str, run_id: str, *args: str, **env: str) -> Iterator[subprocess.Popen[bytes]]:
     """The whole suite with 4 workers, in a process group of its own that a terminal's Ctrl-C can be sent to; killed
@@ -253,7 +238,7 @@ def test_ctrl_c_mid_run_deletes_what_the_run_created(kubeconfig):
         poll("the run to create its namespaces", lambda: len(run_namespaces(kubeconfig, run_id)) >= 3, deadline=60)
         assert ctrl_c(proc) != 0
     left = run_namespaces(kubeconfig, run_id)
-    assert all(deleted != "<none>" for _, deleted in left), f"namespaces not being deleted: {left}"
+    assert all(deleting for _, deleting in left), f"namespaces not being deleted: {left}"
 
 
 def test_ctrl_c_while_workers_start_deletes_what_a_worker_creates_after_it(kubeconfig, tmp_path):
@@ -269,6 +254,6 @@ def test_ctrl_c_while_workers_start_deletes_what_a_worker_creates_after_it(kubec
         poll("gw0 to hold a namespace creation", held.exists, deadline=90)
         assert ctrl_c(proc) != 0
     left = run_namespaces(kubeconfig, run_id)
-    assert all(deleted != "<none>" for _, deleted in left), (
+    assert all(deleting for _, deleting in left), (
         f"namespaces not being deleted (gw0 held the creation of area {held.read_text()!r}): {left}"
     )

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from blackhole import BlackholeRelay
 
-from conftest import ROOT, clean_env, identity_kubeconfig, kubectl
+from conftest import ROOT, clean_env, identity_kubeconfig, kubectl, run_namespaces
 from netconform import areas, manifests
 
 LOCAL_FALLBACK = "testing netconform's local cluster"
@@ -142,7 +142,7 @@ def test_black_holed_api_server_ends_the_run_within_60s_and_notes_what_it_left(k
     assert f"the API server at https://127.0.0.1:{port} stopped answering" in out, out[-3000:]
     note = ROOT / "reports" / run / "leftover-namespaces.json"
     left = json.loads(note.read_text())["namespaces"]
-    assert left and set(left) <= set(run_namespaces(kubeconfig, run)), (left, out[-2000:])
+    assert left and set(left) <= {n for n, _ in run_namespaces(kubeconfig, run)}, (left, out[-2000:])
     assert "could not delete the run's namespaces" in out
 
     relay.dropping.clear()  # the server answers again: the next run (any selection) deletes what was noted
@@ -154,25 +154,8 @@ def test_black_holed_api_server_ends_the_run_within_60s_and_notes_what_it_left(k
         env=clean_env(),
     )
     relay.stop()
-    alive = [n for n, deleting in run_namespaces(kubeconfig, run, with_deletion=True) if not deleting]
+    alive = [n for n, deleting in run_namespaces(kubeconfig, run) if not deleting]
     assert not alive and not note.exists(), f"left behind: {alive}"
-
-
-def run_namespaces(kubeconfig: str, run: str, with_deletion: bool = False) -> list:
-    out = kubectl(
-        kubeconfig,
-        "get",
-        "ns",
-        "-l",
-        f"netconform.io/run={run}",
-        "--no-headers",
-        "-o",
-        "custom-columns=N:.metadata.name,D:.metadata.deletionTimestamp",
-    ).stdout
-    rows = [line.split() for line in out.strip().splitlines() if line.strip()]
-    if with_deletion:
-        return [(name, deleted != "<none>") for name, deleted in rows]
-    return [name for name, _ in rows]
 
 
 def test_an_image_the_cluster_cannot_pull_fails_every_check_at_once_with_its_name(run_suite):
