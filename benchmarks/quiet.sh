@@ -14,3 +14,11 @@ quiet() {
 reference() {
   python3 -c 'import timeit; print(round(min(timeit.repeat("sum(i*i for i in range(10**6))", number=3, repeat=3)) / 3 * 1000))'
 }
+
+# The machine's busy CPU ticks so far (user + nice + system, every process: the cluster and the suite), to subtract
+# before a run from the count after it; `getconf CLK_TCK` ticks make a second.
+busy_ticks() {
+  local u n s
+  read -r _ u n s _ < /proc/stat
+  echo $((u + n + s))
+}

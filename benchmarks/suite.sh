@@ -29,12 +29,12 @@ for nodes in "${node_counts[@]}"; do
     # gone first, so a run is not timed while the cluster still tears down the one before it.
     kubectl --kubeconfig "$kc" wait --for=delete namespace -l netconform.io/run --timeout=120s >/dev/null 2>&1
     quiet; ref=$(reference); quiet
-    read -r _ u n s _ < /proc/stat; busy=$((u + n + s)); start=$(date +%s.%N)
+    busy=$(busy_ticks); start=$(date +%s.%N)
     summary=$(NETCONFORM_RUN_ID=$run pytest -q -p no:randomly --kube-config="$kc" -n "$workers" --dist loadfile \
       ${MARK:+-m "$MARK"} ${ARGS:-} 2>&1 | tail -1)
-    read -r _ u n s _ < /proc/stat
+    busy=$(($(busy_ticks) - busy))
     t=$(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')")
-    cpu=$(python3 -c "print(f'{($u + $n + $s - $busy) / $hz:.1f}')")
+    cpu=$(python3 -c "print(f'{$busy / $hz:.1f}')")
     echo "$nodes node(s), run $i: ${t}s  CPU ${cpu}s  reference loop ${ref} ms  $summary"
     results+=("$t $run $ref")
   done

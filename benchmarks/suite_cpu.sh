@@ -13,8 +13,8 @@ hz=$(getconf CLK_TCK)
 for i in $(seq "${1:-1}"); do
   kubectl --kubeconfig "$kc" wait --for=delete namespace -l netconform.io/run --timeout=120s >/dev/null 2>&1
   quiet
-  read -r _ u n s _ < /proc/stat; busy0=$((u + n + s)); start=$(date +%s.%N)
+  busy0=$(busy_ticks); start=$(date +%s.%N)
   summary=$(pytest -q -p no:randomly --kube-config="$kc" -n "${WORKERS:-4}" --dist loadfile 2>&1 | tail -1)
-  read -r _ u n s _ < /proc/stat; busy1=$((u + n + s))
+  busy1=$(busy_ticks)
   python3 -c "print(f'run $i: wall {$(date +%s.%N) - $start:.1f}s, CPU {($busy1 - $busy0) / $hz:.1f}s  $summary')"
 done
