@@ -659,6 +659,10 @@ def echo_round(pod: ProbePod, targets: list[str], timeout: str = "1s") -> EchoRo
 
 # -- bulk transfers -----------------------------------------------------------------------------------------------
 MIB = 1 << 20
+#: A bulk transfer's connect timeout: an HTTP probe's whole timeout. Only the transfer needs the long deadline; a
+#: connection that hangs (a new connection that a stale conntrack entry sends to a backend deleted moments before)
+#: then costs one attempt, not the check's whole deadline (seen once: one 10 s connect, no time left to retry).
+BULK_CONNECT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -694,7 +698,7 @@ class Bulk:
 def bulk_command(base_url: str, size: int = MIB, timeout_s: float = 10, host: str | None = None) -> list[str]:
     """Upload then download `size` bytes through one data path (new connections), each with its own deadline."""
     hdr = f"-H {shlex.quote('Host: ' + host)} " if host else ""
-    curl = f"curl -sS --max-time {timeout_s:g} {hdr}"
+    curl = f"curl -sS --max-time {timeout_s:g} --connect-timeout {BULK_CONNECT_S:g} {hdr}"
     up = (
         f"head -c {size} /dev/zero | {curl}--data-binary @- -o /tmp/nc.$$.up "
         f"-w 'up %{{http_code}} %{{size_upload}}\n' {shlex.quote(base_url + '/upload')}; "
@@ -745,13 +749,13 @@ def runner_bulk(base_url: str, size: int = MIB, timeout_s: float = 10) -> Bulk:
     with requests.Session() as session:
         session.trust_env = False
         try:
-            r = session.post(f"{base_url}/upload", data=bytes(size), timeout=timeout_s)
+            r = session.post(f"{base_url}/upload", data=bytes(size), timeout=(BULK_CONNECT_S, timeout_s))
             up_code, up_sent = str(r.status_code), size
             up_counted = int(r.text.strip()) if r.text.strip().isdigit() else 0
         except requests.RequestException as e:
             errors.append(f"up: {type(e).__name__}: {e}")
         try:
-            with session.get(f"{base_url}/bytes?n={size}", timeout=timeout_s, stream=True) as r:
+            with session.get(f"{base_url}/bytes?n={size}", timeout=(BULK_CONNECT_S, timeout_s), stream=True) as r:
                 down_code = str(r.status_code)
                 for chunk in r.iter_content(1 << 16):
                     received += len(chunk)

@@ -167,6 +167,16 @@ def test_a_bulk_transfer_is_whole_only_when_both_directions_carried_every_byte()
     assert not nothing.ok and nothing.up_code == "000" and nothing.up_counted == 0
 
 
+def test_a_bulk_transfer_gives_up_connecting_long_before_it_gives_up_transferring():
+    script = probes.bulk_command("http://10.96.0.1:80")[-1]
+    curls = script.split("curl ")[1:]
+    assert len(curls) == 2, "one upload, one download"
+    for curl in curls:
+        assert f"--connect-timeout {probes.BULK_CONNECT_S:g} " in curl
+        assert "--max-time 10 " in curl, "a connected transfer keeps its full time"
+    assert probes.BULK_CONNECT_S < 10 / 2, "a hung connection leaves time in the deadline to retry"
+
+
 def test_quick_caps_only_curls_connect_timeout():
     probe = probes.http_probe(None, "http://10.96.0.1/", timeout_s=3)  # type: ignore[arg-type]
     quick = probe.quick(0.5)
