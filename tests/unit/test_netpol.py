@@ -260,3 +260,51 @@ def test_a_lab_whose_services_do_not_answer_is_broken_before_any_policy():
     got = probe_enforcement(lab, 0.3)  # type: ignore[arg-type]
     assert got.broken and "not through its Service (10.96.0.9:80)" in got.broken
     assert lab.applied == [], "no policy is applied to a lab that is broken without one"
+
+
+def _lab_on_two_nodes():  # noqa: ANN202
+    """A PolicyLab of four pods, two on each node, with no cluster behind it (only its pure parts are used)."""
+    from fixtures.netpol import PolicyLab
+
+    pods = [XA, XB, YA, YB]
+    nodes = {XA.key: "n1", XB.key: "n2", YA.key: "n1", YB.key: "n2"}
+    services = {p.key: f"10.96.0.{i}" for i, p in enumerate(pods, 1)}
+    return PolicyLab(None, {}, pods, services, nodes, {})  # type: ignore[arg-type]
+
+
+def test_canaries_are_one_connection_to_flip_for_each_pair_of_nodes_that_has_one() -> None:
+    """An engine programs each node on its own: a whole round waits until a flipped connection has been seen
+    between every pair of nodes the change touches, not only the first."""
+    from netconform.netpol import expected_matrix
+
+    lab = _lab_on_two_nodes()
+    lab.last = expected_matrix([], NS, lab.pods)  # no policy: everything through
+    deny_y = expected_matrix([policy("y", {"podSelector": {}, "policyTypes": ["Ingress"]})], NS, lab.pods)
+    canaries = lab.canaries(deny_y)
+    pairs = [(lab.nodes[c.src], lab.nodes[c.dst]) for c in canaries]
+    assert all(lab.last[c] and not deny_y[c] for c in canaries), "each canary is a connection the change blocks"
+    assert sorted(pairs) == [("n1", "n1"), ("n1", "n2"), ("n2", "n1"), ("n2", "n2")], "one per pair of nodes"
+    assert lab.canaries(lab.last) == [], "nothing to wait for when nothing changes"
+    lab.last = {}
+    assert lab.canaries(deny_y) == canaries, "before the first round: against the lab as built, with no policy"
+
+
+def test_a_canary_still_going_through_is_pending_and_one_blocked_is_done() -> None:
+    from netconform.netpol import expected_matrix
+
+    lab = _lab_on_two_nodes()
+    lab.last = expected_matrix([], NS, lab.pods)
+    deny_y = expected_matrix([policy("y", {"podSelector": {}, "policyTypes": ["Ingress"]})], NS, lab.pods)
+    canaries = lab.canaries(deny_y)
+    still_open = canaries[0]  # the first node pair's rules are not programmed yet
+
+    def answers(src: Pod, targets: list[str]) -> list[str]:
+        return [
+            f"{t} ok {still_open.dst.split('/')[1]}"
+            if (src.key, t) == (still_open.src, lab._target(still_open))
+            else f"{t} fail i/o timeout"
+            for t in targets
+        ]
+
+    lab._answers = answers  # type: ignore[method-assign]
+    assert lab.not_yet(canaries, deny_y) == [still_open]
