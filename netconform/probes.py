@@ -660,8 +660,8 @@ def echo_round(pod: ProbePod, targets: list[str], timeout: str = "1s") -> EchoRo
 # -- bulk transfers -----------------------------------------------------------------------------------------------
 MIB = 1 << 20
 #: A bulk transfer's connect timeout: an HTTP probe's whole timeout. Only the transfer needs the long deadline; a
-#: connection that hangs (a new connection that a stale conntrack entry sends to a backend deleted moments before)
-#: then costs one attempt, not the check's whole deadline (seen once: one 10 s connect, no time left to retry).
+#: connection that hangs (one sent to a backend deleted moments before, say, by rules or a conntrack entry not yet
+#: cleared) then costs one attempt, not the check's whole deadline (seen once: one 10 s connect, no time to retry).
 BULK_CONNECT_S = 3.0
 
 
