@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole suite's wall time on the local cluster, as `make conformance` runs it (WORKERS, default 4, loadfile):
-# RUNS runs (default 3) for each node count (default 2), each run's wall time, the median, and for the median run
-# the critical path (the check that ended last and what its worker spent time on) and the sum of check times.
+# RUNS runs (default 3) for each node count (default 2), each run's wall time, the medians of wall time and CPU
+# seconds, and for the median run the critical path (the check that ended last and what its worker spent time on) and
+# the sum of check times.
 # The cluster is brought to each node count first (`netconform cluster up --nodes N`); each run starts when the
 # previous run's namespaces are gone and the machine is quiet. Each run's line gives the CPU the machine spent during
 # it (user + nice + system from /proc/stat: the cluster and the suite) and the machine's own speed just before it
@@ -36,11 +37,13 @@ for nodes in "${node_counts[@]}"; do
     t=$(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')")
     cpu=$(python3 -c "print(f'{$busy / $hz:.1f}')")
     echo "$nodes node(s), run $i: ${t}s  CPU ${cpu}s  reference loop ${ref} ms  $summary"
-    results+=("$t $run $ref")
+    results+=("$t $run $ref $cpu")
   done
   median=$(printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
   refs=$(printf '%s\n' "${results[@]}" | awk '{print $3}' | sort -n | paste -sd/)
+  # A run is CPU-bound on 2 cores: the CPU seconds it took are the cost a change moves, so their median too.
+  mcpu=$(printf '%s\n' "${results[@]}" | awk '{print $4}' | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
   read -r mt mrun _ <<< "$median"
-  echo "$nodes node(s): median ${mt}s of $runs runs (workers $workers; reference loop $refs ms)"
+  echo "$nodes node(s): median ${mt}s of $runs runs, median CPU ${mcpu}s (workers $workers; reference loop $refs ms)"
   python3 benchmarks/critical_path.py "reports/$mrun/junit.xml"
 done
