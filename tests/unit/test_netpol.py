@@ -290,6 +290,7 @@ def test_canaries_are_one_connection_to_flip_for_each_pair_of_nodes_that_has_one
 
 
 def test_a_canary_still_going_through_is_pending_and_one_blocked_is_done() -> None:
+    """Canaries are polled until each node pair's one has flipped; those that have are not asked again."""
     from netconform.netpol import expected_matrix
 
     lab = _lab_on_two_nodes()
