@@ -18,6 +18,12 @@ runs=${1:-3}; shift || true
 node_counts=("${@:-2}")
 workers=${WORKERS:-4}
 source benchmarks/quiet.sh
+# The middle line of its input by number (the lower of the two middle ones for an even count): a median.
+middle() {
+  local lines
+  mapfile -t lines < <(sort -n)
+  echo "${lines[$(( (${#lines[@]} - 1) / 2 ))]}"
+}
 for nodes in "${node_counts[@]}"; do
   netconform cluster up --recreate --nodes "$nodes" ${UP_ARGS:-} >/dev/null || exit 1
   export PATH="$(netconform cluster bin-dir):$PATH"
@@ -39,10 +45,10 @@ for nodes in "${node_counts[@]}"; do
     echo "$nodes node(s), run $i: ${t}s  CPU ${cpu}s  reference loop ${ref} ms  $summary"
     results+=("$t $run $ref $cpu")
   done
-  median=$(printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
+  median=$(printf '%s\n' "${results[@]}" | middle)
   refs=$(printf '%s\n' "${results[@]}" | awk '{print $3}' | sort -n | paste -sd/)
   # A run is CPU-bound on 2 cores: the CPU seconds it took are the cost a change moves, so their median too.
-  mcpu=$(printf '%s\n' "${results[@]}" | awk '{print $4}' | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
+  mcpu=$(printf '%s\n' "${results[@]}" | awk '{print $4}' | middle)
   read -r mt mrun _ <<< "$median"
   echo "$nodes node(s): median ${mt}s of $runs runs, median CPU ${mcpu}s (workers $workers; reference loop $refs ms)"
   python3 benchmarks/critical_path.py "reports/$mrun/junit.xml"
