@@ -1,13 +1,14 @@
 """Where a command's machine time goes, by command name, from the kernel's own sampling: `perf record -a` samples
 every CPU at a fixed rate whatever runs there, so a process of a millisecond counts as much as a daemon's
-millisecond. It answers what `cpu_by_process.py` cannot: that one counts ended processes in 10 ms ticks (a
-`runc` call, a `curl`, an `iptables` call mostly count 0) and under whichever live process reaped them, so it
-showed the suite's Python at 4.1 CPU-s in a run where `time` measured 8.6 and `runc` at 0.8 where this shows 6.
+millisecond. It answers what `cpu_by_process.py` cannot: that one counts ended processes in 10 ms ticks (a `runc`
+call, a `curl`, an `iptables` call mostly count 0) and under whichever live process reaped them. On whole suite runs
+of 2026-12-03 it gave the suite's Python 4.1 CPU-s where `time` measured 8.6, and `runc` 0.8 where this gives 6.6.
 
 Usage (as root, on the running local cluster; needs `perf`):
     python3 benchmarks/cpu_by_command.py [--top N] [--hz HZ] -- pytest -q -p no:randomly --kube-config=... -n 4
-Prints the wall time, the machine's CPU seconds (/proc/stat: user + nice + system) and, per command name (the
-kernel's 15-character `comm`), CPU seconds = samples / HZ; `idle` is the samples of the idle task."""
+Prints the wall time (perf's own start and stop add about a second), the machine's CPU seconds (/proc/stat: user +
+nice + system) and, per command name (the kernel's 15-character `comm`), CPU seconds = samples / HZ; `idle` is the
+samples of the idle task."""
 
 from __future__ import annotations
 
@@ -65,9 +66,11 @@ def main() -> int:
             ["perf", "report", "-i", str(data), "--sort", "comm", "--stdio", "--show-nr-samples"],
             capture_output=True,
             text=True,
-            check=True,
-        ).stdout
-    counts = samples_by_command(report)
+        )
+    counts = samples_by_command(report.stdout)
+    if report.returncode != 0 or not counts:
+        print(f"cpu_by_command: perf recorded nothing to report: {report.stderr.strip()[-300:]}", file=sys.stderr)
+        return 2
     idle = counts.pop(IDLE, 0)
     print(f"wall {wall:.1f} s, machine CPU {cpu:.1f} s, exit {rc}; by command (perf, {args.hz} Hz on each CPU):")
     for name, n in counts.most_common(args.top):
