@@ -13,7 +13,6 @@ samples of the idle task."""
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
@@ -23,14 +22,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from cpu_by_process import HZ, busy_ticks  # this script's folder is first on the import path
+
 #: The idle task's name in samples.
 IDLE = "swapper"
-
-
-def busy_seconds() -> float:
-    with open("/proc/stat") as f:
-        user, nice, system = f.readline().split()[1:4]
-    return (int(user) + int(nice) + int(system)) / os.sysconf("SC_CLK_TCK")
 
 
 def samples_by_command(report: str) -> Counter[str]:
@@ -57,11 +52,11 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "perf.data"
-        busy, start = busy_seconds(), time.monotonic()
+        busy, start = busy_ticks(), time.monotonic()
         rc = subprocess.call(
             ["perf", "record", "-q", "-a", "-e", "cpu-clock", "-F", str(args.hz), "-o", str(data), "--", *command]
         )
-        wall, cpu = time.monotonic() - start, busy_seconds() - busy
+        wall, cpu = time.monotonic() - start, (busy_ticks() - busy) / HZ
         report = subprocess.run(
             ["perf", "report", "-i", str(data), "--sort", "comm", "--stdio", "--show-nr-samples"],
             capture_output=True,
@@ -73,8 +68,9 @@ def main() -> int:
         return 2
     idle = counts.pop(IDLE, 0)
     print(f"wall {wall:.1f} s, machine CPU {cpu:.1f} s, exit {rc}; by command (perf, {args.hz} Hz on each CPU):")
+    busy_samples = sum(counts.values())
     for name, n in counts.most_common(args.top):
-        print(f"{n / args.hz:8.2f} s  {n * 100 / max(1, sum(counts.values())):4.1f}%  {name}")
+        print(f"{n / args.hz:8.2f} s  {n * 100 / busy_samples:4.1f}%  {name}")
     rest = sum(n for _, n in counts.most_common()[args.top :])
     print(f"{rest / args.hz:8.2f} s        the other {max(0, len(counts) - args.top)} commands")
     print(f"{idle / args.hz:8.2f} s        idle")
