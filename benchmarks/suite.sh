@@ -2,7 +2,8 @@
 # The whole suite's wall time on the local cluster, as `make conformance` runs it (WORKERS, default 4, loadfile):
 # RUNS runs (default 3) for each node count (default 2), each run's wall time, the medians of wall time and CPU
 # seconds, and for the median run the critical path (the check that ended last and what its worker spent time on) and
-# the sum of check times.
+# the sum of check times. Under each run's line, the work it asked of the cluster, which this machine's speed does not
+# move (benchmarks/work.py): objects created, exec sessions, API requests, processes started, policy probes.
 # The cluster is brought to each node count first (`netconform cluster up --nodes N`); each run starts when the
 # previous run's namespaces are gone and the machine is quiet. Each run's line gives the CPU the machine spent during
 # it (user + nice + system from /proc/stat: the cluster and the suite) and the machine's own speed just before it
@@ -18,6 +19,9 @@ runs=${1:-3}; shift || true
 node_counts=("${@:-2}")
 workers=${WORKERS:-4}
 source benchmarks/quiet.sh
+# A run's work is counted from `work.py start` to `stop` (benchmarks/work.py); an interrupted run's count is ended.
+work=
+trap 'if [[ -n $work ]]; then python3 benchmarks/work.py drop "$work"; rm -rf "$work"; fi' EXIT
 # The middle line of its input by number (the lower of the two middle ones for an even count): a median.
 middle() {
   local lines
@@ -36,6 +40,7 @@ for nodes in "${node_counts[@]}"; do
     # gone first, so a run is not timed while the cluster still tears down the one before it.
     kubectl --kubeconfig "$kc" wait --for=delete namespace -l netconform.io/run --timeout=120s >/dev/null 2>&1
     quiet; ref=$(reference); quiet
+    work=$(mktemp -d); python3 benchmarks/work.py start "$work" --kubeconfig "$kc"
     busy=$(busy_ticks); start=$(date +%s.%N)
     summary=$(NETCONFORM_RUN_ID=$run pytest -q -p no:randomly --kube-config="$kc" -n "$workers" --dist loadfile \
       ${MARK:+-m "$MARK"} ${ARGS:-} 2>&1 | tail -1)
@@ -43,6 +48,8 @@ for nodes in "${node_counts[@]}"; do
     t=$(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')")
     cpu=$(python3 -c "print(f'{$busy / $hz:.1f}')")
     echo "$nodes node(s), run $i: ${t}s  CPU ${cpu}s  reference loop ${ref} ms  $summary"
+    echo "  $(python3 benchmarks/work.py stop "$work" --kubeconfig "$kc" --reports "reports/$run")"
+    rm -rf "$work"; work=
     results+=("$t $run $ref $cpu")
   done
   median=$(printf '%s\n' "${results[@]}" | middle)
