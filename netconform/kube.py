@@ -26,6 +26,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ConflictError, NotFoundError, ResourceNotFoundError
 from kubernetes.stream.ws_client import ERROR_CHANNEL, STDERR_CHANNEL, STDOUT_CHANNEL, websocket_call
 
+from . import credentials
 from .errors import AdmissionDenied, BadKubeconfig, ClusterUnreachable, Forbidden, NetconformError, WaitTimeout
 
 FIELD_MANAGER = "netconform"
@@ -524,7 +525,11 @@ def connect(kubeconfig: str | None = None, context: str | None = None, timeout_s
                     f"context {context!r} not found in {file}; known contexts: {', '.join(names) or '(none)'}"
                 )
             k8s_config.load_kube_config(
-                config_file=str(file), context=context, client_configuration=cfg, persist_config=False
+                config_file=str(file),
+                context=context,
+                client_configuration=cfg,
+                persist_config=False,
+                temp_file_path=credentials.folder(),  # embedded keys written there, removed at the end
             )
             kubeconfig = str(file)
             context = context or (active or {}).get("name")  # the report names the context that was tested

@@ -26,6 +26,19 @@ def test_keys_and_kubeconfigs_are_private_in_private_folders(kubeconfig):
     assert {p.name: oct(mode(p)) for p in secrets if mode(p) != 0o600} == {}
 
 
+def test_a_run_leaves_no_copy_of_the_kubeconfigs_keys_behind(run_suite, tmp_path):
+    """The admin kubeconfig embeds its CA, certificate and key; the Kubernetes client writes them to temporary files
+    in every process that loads it. A run with workers (which end by os._exit, past any exit handler) removes every
+    copy: before this, each worker of each run left three files in /tmp, a private key among them."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    run = run_suite("-k", "dns_service_name_resolves", workers=2, env={"TMPDIR": str(scratch)})
+    assert run.rc == 0 and run.ids("passed"), run.output
+    pem = [p for p in scratch.rglob("*") if p.is_file() and b"-----BEGIN" in p.read_bytes()]
+    folders = list(scratch.glob("netconform-credentials-*"))
+    assert (pem, folders) == ([], []), f"left in the run's TMPDIR: {pem + folders}"
+
+
 def etcd_handshake(cert: tuple[str, str] | None) -> str:
     """What a TLS client gets from etcd: "answered" after a request, or the error."""
     ctx = ssl.create_default_context(cafile=str(paths.STATE / "pki" / "etcd-ca.crt"))
