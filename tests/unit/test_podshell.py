@@ -4,21 +4,37 @@ a plain exec (a fake client whose sessions are local shells)."""
 from __future__ import annotations
 
 import select
+import shutil
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from netconform import podshell
 from netconform.kube import ExecResult
 
+#: The shells' files go here, not to the host's /tmp: a test that kills a shell (a pod replaced) ends it before its
+#: clean-up, and every run of these tests once left 22 files in /tmp.
+SCRATCH = Path("/nonexistent")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def scratch() -> Iterator[Path]:
+    global SCRATCH
+    SCRATCH = Path(tempfile.mkdtemp(prefix="nc-podshell-test-"))
+    yield SCRATCH
+    shutil.rmtree(SCRATCH, ignore_errors=True)
+
 
 class LocalSession:
     """The exec stream of `sh -c LOOP`, with a local process in place of the pod."""
 
     def __init__(self, command: list[str]) -> None:
+        command = [c.replace("/tmp/", f"{SCRATCH}/") for c in command]
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
 
     def answer(self, line: str, is_answer: Callable[[str], bool], timeout_s: float) -> str | None:
@@ -44,9 +60,17 @@ class LocalSession:
         return self.proc.poll() is None
 
     def close(self) -> None:
-        if self.proc.poll() is None:
+        """As the exec stream ends: the shell reads end of file and exits (killed if it has not within 5 s)."""
+        if self.proc.stdin:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
             self.proc.kill()
-        self.proc.wait()
+            self.proc.wait()
 
 
 def shell(token: str = "t0k") -> podshell.PodShell:
@@ -62,6 +86,17 @@ def test_the_shell_keeps_exit_code_stdout_and_stderr_apart() -> None:
         assert sh.run(["printf", "%s", 'it\'s "quoted" $HOME'], 5) == ExecResult(0, 'it\'s "quoted" $HOME', "")
     finally:
         sh.session.close()
+
+
+def test_a_shell_whose_stream_ends_removes_its_files(scratch: Path) -> None:
+    sh = shell()
+    pid = sh.session.proc.pid  # type: ignore[attr-defined]
+    try:
+        assert sh.run(["sh", "-c", "echo out; echo err >&2"], 5) == ExecResult(0, "out\n", "err\n")
+        assert list(scratch.glob(f"nc-shell.{pid}.*")), "the shell keeps its command's output in files"
+    finally:
+        sh.session.close()
+    assert list(scratch.glob(f"nc-shell.{pid}.*")) == []
 
 
 def test_every_argument_reaches_the_command_as_given_on_either_path() -> None:
