@@ -6,15 +6,15 @@ of 2026-12-03 it gave the suite's Python 4.1 CPU-s where `time` measured 8.6, an
 
 Usage (as root, on the running local cluster; needs `perf`):
     python3 benchmarks/cpu_by_command.py [--top N] [--hz HZ] -- pytest -q -p no:randomly --kube-config=... -n 4
-Prints the wall time (perf's own start and stop add about a second), the machine's CPU seconds (/proc/stat: user +
-nice + system) and, per command name (the kernel's 15-character `comm`), CPU seconds = samples / HZ; `idle` is the
-samples of the idle task."""
+Prints the command's wall time, the machine's CPU seconds (/proc/stat: user + nice + system) and, per command name (the
+kernel's 15-character `comm`), CPU seconds = samples / HZ; `idle` is the samples of the idle task."""
 
 from __future__ import annotations
 
 import argparse
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from cpu_by_process import HZ, busy_ticks  # this script's folder is first on the import path
+from cpu_by_process import HZ, busy_ticks, run_to_the_end  # this script's folder is first on the import path
 
 #: The idle task's name in samples.
 IDLE = "swapper"
@@ -52,11 +52,21 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "perf.data"
-        busy, start = busy_ticks(), time.monotonic()
-        rc = subprocess.call(
-            ["perf", "record", "-q", "-a", "-e", "cpu-clock", "-F", str(args.hz), "-o", str(data), "--", *command]
+        # Every CPU sampled in the background while the command runs as this script's own child: perf would end a
+        # workload of its own with SIGTERM on a Ctrl-C, and pytest would then leave its run's namespaces behind.
+        perf = subprocess.Popen(
+            ["perf", "record", "-q", "-a", "-e", "cpu-clock", "-F", str(args.hz), "-o", str(data)],
+            stdout=subprocess.DEVNULL,
         )
+        time.sleep(0.5)  # perf opens its events on every CPU
+        busy, start = busy_ticks(), time.monotonic()
+        rc, interrupted = run_to_the_end(command)
         wall, cpu = time.monotonic() - start, (busy_ticks() - busy) / HZ
+        if perf.poll() is None:
+            perf.send_signal(signal.SIGINT)  # perf writes its recording and ends
+        perf.wait(timeout=60)
+        if interrupted:
+            raise KeyboardInterrupt
         report = subprocess.run(
             ["perf", "report", "-i", str(data), "--sort", "comm", "--stdio", "--show-nr-samples"],
             capture_output=True,
@@ -78,4 +88,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # a Ctrl-C reached the command measured too: one line, not a traceback
+        print("cpu_by_command: interrupted", file=sys.stderr)
+        sys.exit(130)

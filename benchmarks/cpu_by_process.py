@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -90,6 +92,51 @@ def ended(
     return counts, cpu
 
 
+def run_to_the_end(command: list[str], **popen: Any) -> tuple[int, bool]:
+    """Run `command` and wait for it to end, also through a Ctrl-C: the terminal sends it to the command as well,
+    which ends in its own time (pytest deletes its run's namespaces first; Python's own subprocess helpers kill a
+    child a quarter of a second after a Ctrl-C). (exit status, whether a Ctrl-C came.)"""
+    proc = subprocess.Popen(command, **popen)
+    interrupted = False
+    while True:
+        try:
+            return proc.wait(), interrupted
+        except KeyboardInterrupt:
+            interrupted = True
+
+
+def measure(command: list[str], top: int, acct: Path, libc: ctypes.CDLL) -> int:
+    """Run `command` with process accounting into `acct`; print where the CPU went; its exit status."""
+    acct.touch(mode=0o600)
+    accounting = libc.acct(str(acct).encode()) == 0
+    before, busy0, t0 = snapshot(), busy_ticks(), time.monotonic()
+    try:
+        rc, interrupted = run_to_the_end(command, stdout=subprocess.DEVNULL)
+    finally:
+        if accounting:
+            libc.acct(None)
+    if interrupted:
+        raise KeyboardInterrupt
+    after, busy1, wall = snapshot(), busy_ticks(), time.monotonic() - t0
+    spent = by_name(before, after)
+    total = busy1 - busy0
+    print(f"wall {wall:.1f} s, machine CPU {total / HZ:.1f} s, exit {rc}")
+    for name, ticks in spent.most_common(top):
+        print(f"{ticks / HZ:8.1f} s  {100 * ticks / max(total, 1):4.0f}%  {name}")
+    print(f"{(total - sum(spent.values())) / HZ:8.1f} s        ended, reaped by no live process (or rounding)")
+    if accounting:
+        counts, cpu = ended(acct.read_bytes(), after)
+        print(f"processes that ended: {sum(counts.values())}; the most started, by parent:")
+        for (parent, name), n in counts.most_common(top):
+            print(f"{n:8d}  {parent} -> {name}")
+        print(f"their own CPU (not their children's): {sum(cpu.values()) / ACCT_HZ:.1f} s; the most, by parent:")
+        for (parent, name), ticks in cpu.most_common(top):
+            print(f"{ticks / ACCT_HZ:8.1f} s  {counts[(parent, name)]:6d} x  {parent} -> {name}")
+    else:
+        print("(process accounting unavailable: run as root on a kernel with BSD_PROCESS_ACCT for process counts)")
+    return rc
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--top", type=int, default=15)
@@ -99,36 +146,16 @@ def main() -> int:
     if not command:
         parser.error("give the command to measure after --")
     libc = ctypes.CDLL(None, use_errno=True)
-    acct = Path(tempfile.mkdtemp(prefix="nc-acct-")) / "acct"
-    acct.touch(mode=0o600)
-    accounting = libc.acct(str(acct).encode()) == 0
-    before, busy0, t0 = snapshot(), busy_ticks(), time.monotonic()
+    folder = Path(tempfile.mkdtemp(prefix="nc-acct-"))
     try:
-        rc = subprocess.call(command, stdout=subprocess.DEVNULL)
+        return measure(command, args.top, folder / "acct", libc)
     finally:
-        if accounting:
-            libc.acct(None)
-    after, busy1, wall = snapshot(), busy_ticks(), time.monotonic() - t0
-    spent = by_name(before, after)
-    total = busy1 - busy0
-    print(f"wall {wall:.1f} s, machine CPU {total / HZ:.1f} s, exit {rc}")
-    for name, ticks in spent.most_common(args.top):
-        print(f"{ticks / HZ:8.1f} s  {100 * ticks / max(total, 1):4.0f}%  {name}")
-    print(f"{(total - sum(spent.values())) / HZ:8.1f} s        ended, reaped by no live process (or rounding)")
-    if accounting:
-        counts, cpu = ended(acct.read_bytes(), after)
-        print(f"processes that ended: {sum(counts.values())}; the most started, by parent:")
-        for (parent, name), n in counts.most_common(args.top):
-            print(f"{n:8d}  {parent} -> {name}")
-        print(f"their own CPU (not their children's): {sum(cpu.values()) / ACCT_HZ:.1f} s; the most, by parent:")
-        for (parent, name), ticks in cpu.most_common(args.top):
-            print(f"{ticks / ACCT_HZ:8.1f} s  {counts[(parent, name)]:6d} x  {parent} -> {name}")
-    else:
-        print("(process accounting unavailable: run as root on a kernel with BSD_PROCESS_ACCT for process counts)")
-    acct.unlink()
-    acct.parent.rmdir()
-    return rc
+        shutil.rmtree(folder, ignore_errors=True)  # also after a Ctrl-C or an error
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # a Ctrl-C reached the command measured too: one line, not a traceback
+        print("cpu_by_process: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -33,6 +33,7 @@ from collections import Counter
 from pathlib import Path
 
 from cpu_by_command import samples_by_command  # this script's folder is first on the import path
+from cpu_by_process import run_to_the_end
 
 #: Verbs that change what the API server stores.
 WRITES = {"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}
@@ -85,7 +86,7 @@ def summary(before: Counter[str], after: Counter[str], execs: Counter[str] | Non
     made = ", ".join(f"{d[f'created/{r}']} {name}" for r, name in SHOWN)
     line = f"work: {made}, {d['exec']} execs; {d['requests']} API requests ({d['writes']} writes)"
     if execs is None:
-        line += "; processes started: not counted (no perf)"
+        line += "; processes started: not counted (no perf, or it ended before the count did)"
     else:
         top = ", ".join(f"{name} {n}" for name, n in execs.most_common(6))
         line += f"; {sum(execs.values())} processes started ({top})"
@@ -115,17 +116,18 @@ def start(folder: Path, kubeconfig: str | None) -> None:
         time.sleep(0.5)  # perf opens its events on every CPU before the command starts
 
 
-def stop_counting(folder: Path) -> bool:
-    """End the process count `start` began, if it did (perf writes its recording on SIGINT); whether it had."""
+def stop_counting(folder: Path) -> Path | None:
+    """End the process count `start` began, if it did (perf writes its recording on SIGINT; a Ctrl-C may have reached
+    it first); the recording, when there is one."""
     pid_file = folder / "perf.pid"
     if not pid_file.exists():
-        return False
+        return None
     pid = int(pid_file.read_text())
     pid_file.unlink()
     try:
         os.kill(pid, signal.SIGINT)
     except ProcessLookupError:
-        return False  # ended already (a Ctrl-C reached it too)
+        pass  # ended already
     end = time.monotonic() + 30
     while time.monotonic() < end and Path(f"/proc/{pid}").exists():
         try:
@@ -133,7 +135,8 @@ def stop_counting(folder: Path) -> bool:
         except ChildProcessError:
             pass
         time.sleep(0.1)
-    return True
+    data = folder / "exec.data"
+    return data if data.exists() and data.stat().st_size > 0 else None
 
 
 def settle(kubeconfig: str | None) -> None:
@@ -151,9 +154,10 @@ def stop(folder: Path, kubeconfig: str | None, reports: Path) -> str:
         sys.exit(f"work.py: {folder} holds no count: `work.py start {folder}` begins one")
     settle(kubeconfig)
     execs: Counter[str] | None = None
-    if stop_counting(folder):
+    recording = stop_counting(folder)
+    if recording:
         report = subprocess.run(
-            ["perf", "report", "-i", str(folder / "exec.data"), "--sort", "comm", "--stdio", "--show-nr-samples"],
+            ["perf", "report", "-i", str(recording), "--sort", "comm", "--stdio", "--show-nr-samples"],
             capture_output=True,
             text=True,
         ).stdout
@@ -186,15 +190,21 @@ def main() -> int:
     if not command:
         p.error("give start FOLDER, stop FOLDER, or a command after --")
     with tempfile.TemporaryDirectory(prefix="nc-work-") as tmp:
-        start(Path(tmp), args.kubeconfig)
+        folder = Path(tmp)
+        start(folder, args.kubeconfig)
         try:
-            rc = subprocess.run(command).returncode
-        except KeyboardInterrupt:
-            stop_counting(Path(tmp))
-            return 130
-        print(stop(Path(tmp), args.kubeconfig, args.reports))
+            rc, interrupted = run_to_the_end(command)
+            if interrupted:
+                raise KeyboardInterrupt
+            print(stop(folder, args.kubeconfig, args.reports))
+        finally:
+            stop_counting(folder)  # nothing left to end once `stop` has: this is for an interrupted count
     return rc
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # a Ctrl-C reached the command measured too: one line, not a traceback
+        print("work: interrupted", file=sys.stderr)
+        sys.exit(130)
