@@ -1,11 +1,12 @@
 """Where the Kubernetes client may write a kubeconfig's embedded credentials, and their removal.
 
-The client writes a kubeconfig's `certificate-authority-data`, `client-certificate-data` and `client-key-data` to
-files (Python's TLS loads certificates and keys only from files) and removes them in an exit handler, which xdist's
-workers and `os._exit` never run: every worker of every run left its CA, certificate and private key in /tmp (12,459
-files found on this machine on 2026-12-03). Here each process gets a folder of its own, named by its pid, removed
-when the process ends its work (`forget`, called by the last pytest hook and at exit); a process killed before
-that leaves its folder, which the next process that needs one removes once that pid has ended.
+The client writes a kubeconfig's `certificate-authority-data`, `client-certificate-data` and `client-key-data` to files
+(Python's TLS loads certificates and keys only from files) and removes them in an exit handler, which xdist's workers
+and `os._exit` never run: every worker of every run left its CA, certificate and private key in /tmp (12,459 files found
+on this machine on 2026-12-03), and its API discovery cache stayed there for every API server address (netconform.kube
+puts that cache here too). Here each process gets a folder of its own, named by its pid, removed when the process ends
+its work (`forget`, called by the last pytest hook and at exit); a process killed before that leaves its folder, which
+the next process that needs one removes once that pid has ended.
 """
 
 from __future__ import annotations
@@ -36,7 +37,14 @@ def forget() -> None:
     every new TLS connection)."""
     global _folder
     if _folder is not None:
-        shutil.rmtree(_folder, ignore_errors=True)
+        # Renamed first: a thread of this process still writing there (the discovery cache) then fails instead of
+        # filling the folder while it is removed (one run in five left it so, measured).
+        gone = _folder.with_name(f"{_folder.name}-gone")
+        try:
+            _folder.rename(gone)
+        except OSError:
+            gone = _folder
+        shutil.rmtree(gone, ignore_errors=True)
         # The client remembers the files it wrote by their content: forget those, or a later connection of this
         # process would be handed a removed file.
         from kubernetes.config import kube_config

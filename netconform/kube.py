@@ -71,7 +71,7 @@ class Kube:
     @property
     def dyn(self) -> DynamicClient:
         if self._dyn is None:
-            self._dyn = DynamicClient(self.api)
+            self._dyn = DynamicClient(self.api, cache_file=os.path.join(credentials.folder(), "discovery.json"))
         return self._dyn
 
     def _request(
