@@ -2,11 +2,11 @@
 
 The client writes a kubeconfig's `certificate-authority-data`, `client-certificate-data` and `client-key-data` to files
 (Python's TLS loads certificates and keys only from files) and removes them in an exit handler, which xdist's workers
-and `os._exit` never run: every worker of every run left its CA, certificate and private key in /tmp (12,459 files found
-on this machine on 2026-12-03), and its API discovery cache stayed there for every API server address (netconform.kube
-puts that cache here too). Here each process gets a folder of its own, named by its pid, removed when the process ends
-its work (`forget`, called by the last pytest hook and at exit); a process killed before that leaves its folder, which
-the next process that needs one removes once that pid has ended.
+and `os._exit` never run: every worker of every run left its CA, certificate and private key in /tmp (12,467 files found
+and removed on this machine on 2026-12-03), and its API discovery cache stayed there for every API server address
+(netconform.kube puts that cache here too). Here each process gets a folder of its own, named by its pid, removed when
+the process ends its work (`forget`, called by the last pytest hook and at exit); a process killed before that leaves
+its folder, which the next process that needs one removes once that pid has ended.
 """
 
 from __future__ import annotations
@@ -15,26 +15,37 @@ import atexit
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 PREFIX = "netconform-credentials-"
 
 _folder: Path | None = None
+_at_exit: list[bool] = []  # forget() registered as an exit handler
+_lock = threading.Lock()
 
 
 def folder() -> str:
     """This process's folder for credential files (made on first use, private to its owner)."""
     global _folder
-    if _folder is None or not _folder.is_dir():
-        sweep(Path(tempfile.gettempdir()))
-        _folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))  # mode 0700
-        atexit.register(forget)
-    return str(_folder)
+    with _lock:  # threads that connect at once share one folder
+        if _folder is None or not _folder.is_dir():
+            sweep(Path(tempfile.gettempdir()))
+            if not _at_exit:
+                atexit.register(forget)
+                _at_exit.append(True)
+            _folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))  # mode 0700
+        return str(_folder)
 
 
 def forget() -> None:
     """Remove this process's credential files: only once it will open no new connection (the client reads them for
     every new TLS connection)."""
+    with _lock:
+        _remove()
+
+
+def _remove() -> None:
     global _folder
     if _folder is not None:
         # Renamed first: a thread of this process still writing there (the discovery cache) then fails instead of
@@ -61,8 +72,13 @@ def sweep(parent: Path) -> list[Path]:
     removed = []
     for path in parent.glob(f"{PREFIX}*"):
         pid = path.name[len(PREFIX) :].split("-", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)) or path.stat().st_uid != os.getuid():
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
             continue
+        try:
+            if path.stat().st_uid != os.getuid():
+                continue
+        except OSError:
+            continue  # gone meanwhile: another process swept it
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed
