@@ -124,19 +124,28 @@ def stop_counting(folder: Path) -> Path | None:
         return None
     pid = int(pid_file.read_text())
     pid_file.unlink()
-    try:
-        os.kill(pid, signal.SIGINT)
-    except ProcessLookupError:
-        pass  # ended already
+    data = folder / "exec.data"
+    if _recording(pid, data):  # only the perf that `start` began: once it ended, its pid may be another process's
+        try:
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
     end = time.monotonic() + 30
-    while time.monotonic() < end and Path(f"/proc/{pid}").exists():
+    while time.monotonic() < end and _recording(pid, data):
         try:
             os.waitpid(pid, os.WNOHANG)  # reaps it when this process started it (the `--` form)
         except ChildProcessError:
             pass
         time.sleep(0.1)
-    data = folder / "exec.data"
     return data if data.exists() and data.stat().st_size > 0 else None
+
+
+def _recording(pid: int, data: Path) -> bool:
+    """Whether process `pid` is a live perf writing `data` (an ended one's command line reads empty)."""
+    try:
+        return str(data).encode() in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
 
 
 def settle(kubeconfig: str | None) -> None:
