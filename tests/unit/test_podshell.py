@@ -60,14 +60,15 @@ class LocalSession:
         return self.proc.poll() is None
 
     def close(self) -> None:
-        """As the exec stream ends: the shell reads end of file and exits (killed if it has not within 5 s)."""
+        """As the exec stream ends: the shell reads end of file and exits (killed if it has not within 1 s: one still
+        running a command past its deadline; its files are in SCRATCH, removed with it)."""
         if self.proc.stdin:
             try:
                 self.proc.stdin.close()
             except BrokenPipeError:
                 pass
         try:
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=1)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
