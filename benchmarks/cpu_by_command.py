@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from cpu_by_process import HZ, busy_ticks, run_to_the_end  # this script's folder is first on the import path
+from cpu_by_process import HZ, busy_ticks, exit_with, run_to_the_end  # this script's folder is first on the import path
 
 #: The idle task's name in samples.
 IDLE = "swapper"
@@ -88,8 +88,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # a Ctrl-C reached the command measured too: one line, not a traceback
-        print("cpu_by_command: interrupted", file=sys.stderr)
-        sys.exit(130)
+    exit_with(main, "cpu_by_command")

@@ -22,8 +22,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -105,6 +106,15 @@ def run_to_the_end(command: list[str], **popen: Any) -> tuple[int, bool]:
             interrupted = True
 
 
+def exit_with(main: Callable[[], int], name: str) -> NoReturn:
+    """Exit with what `main` returns; after a Ctrl-C (which reached the command measured too), one line and 130."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
 def measure(command: list[str], top: int, acct: Path, libc: ctypes.CDLL) -> int:
     """Run `command` with process accounting into `acct`; print where the CPU went; its exit status."""
     acct.touch(mode=0o600)
@@ -154,8 +164,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # a Ctrl-C reached the command measured too: one line, not a traceback
-        print("cpu_by_process: interrupted", file=sys.stderr)
-        sys.exit(130)
+    exit_with(main, "cpu_by_process")

@@ -33,7 +33,7 @@ from collections import Counter
 from pathlib import Path
 
 from cpu_by_command import samples_by_command  # this script's folder is first on the import path
-from cpu_by_process import run_to_the_end
+from cpu_by_process import exit_with, run_to_the_end
 
 #: Verbs that change what the API server stores.
 WRITES = {"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}
@@ -212,8 +212,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # a Ctrl-C reached the command measured too: one line, not a traceback
-        print("work: interrupted", file=sys.stderr)
-        sys.exit(130)
+    exit_with(main, "work")
