@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -156,11 +155,8 @@ def main() -> int:
     if not command:
         parser.error("give the command to measure after --")
     libc = ctypes.CDLL(None, use_errno=True)
-    folder = Path(tempfile.mkdtemp(prefix="nc-acct-"))
-    try:
-        return measure(command, args.top, folder / "acct", libc)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)  # also after a Ctrl-C or an error
+    with tempfile.TemporaryDirectory(prefix="nc-acct-") as folder:  # removed also after a Ctrl-C or an error
+        return measure(command, args.top, Path(folder) / "acct", libc)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from pathlib import Path
 PREFIX = "netconform-credentials-"
 
 _folder: Path | None = None
-_at_exit: list[bool] = []  # forget() registered as an exit handler
 _lock = threading.Lock()
 
 
@@ -31,23 +30,17 @@ def folder() -> str:
     with _lock:  # threads that connect at once share one folder
         if _folder is None or not _folder.is_dir():
             sweep(Path(tempfile.gettempdir()))
-            if not _at_exit:
-                atexit.register(forget)
-                _at_exit.append(True)
             _folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))  # mode 0700
         return str(_folder)
 
 
 def forget() -> None:
     """Remove this process's credential files: only once it will open no new connection (the client reads them for
-    every new TLS connection)."""
-    with _lock:
-        _remove()
-
-
-def _remove() -> None:
+    every new TLS connection). Nothing to do when there is none."""
     global _folder
-    if _folder is not None:
+    with _lock:
+        if _folder is None:
+            return
         # Renamed first: a thread of this process still writing there (the discovery cache) then fails instead of
         # filling the folder while it is removed (one run in five left it so, measured).
         gone = _folder.with_name(f"{_folder.name}-gone")
@@ -64,6 +57,9 @@ def _remove() -> None:
         for key in [k for k, name in written.items() if str(name).startswith(f"{_folder}{os.sep}")]:
             del written[key]
         _folder = None
+
+
+atexit.register(forget)  # a process that ends normally; xdist workers call forget() before their os._exit
 
 
 def sweep(parent: Path) -> list[Path]:
