@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import importlib
 import socket
 import socketserver
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.unit.benchmarks import benchmark
 
 
 @pytest.fixture
 def remote(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    module = importlib.import_module("remote")
-    yield module
-    sys.modules.pop("remote", None)
+    with benchmark(monkeypatch, "remote") as module:
+        yield module
 
 
 class Echo(socketserver.BaseRequestHandler):

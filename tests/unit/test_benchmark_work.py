@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,15 +10,13 @@ from types import ModuleType
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.unit.benchmarks import benchmark
 
 
 @pytest.fixture
 def work(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    module = importlib.import_module("work")
-    yield module
-    sys.modules.pop("work", None)
+    with benchmark(monkeypatch, "work") as module:
+        yield module
 
 
 def sample(verb: str, resource: str, code: str, value: int, subresource: str = "") -> str:
