@@ -38,3 +38,7 @@ def test_the_first_failure_in_order_is_raised_after_every_item_ended() -> None:
     with pytest.raises(LookupError, match="first"):
         at_once(request, [0, 1, 2, 3])
     assert sorted(ended) == [0, 1, 2, 3]
+
+
+def test_items_run_on_daemon_threads_so_an_interrupted_run_does_not_wait_for_them() -> None:
+    assert at_once(lambda _: threading.current_thread().daemon, [1, 2]) == [True, True]
