@@ -7,7 +7,8 @@ requests a run makes one after another, each waiting out a round trip (this mach
 
 The relay passes TLS through untouched (it reads no byte of it), listens on 127.0.0.1 only and ends with this script.
 The kubeconfig copy names https://127.0.0.1:<port>: the API server's certificate must name 127.0.0.1 (the local
-cluster's does). In the command, `{kubeconfig}` is replaced by the copy's path; KUBECONFIG names it too.
+cluster's does), and credential files it names by relative paths are not found from the copy's folder. In the
+command, `{kubeconfig}` is replaced by the copy's path; KUBECONFIG names it too.
 
 Usage (on the running local cluster):
     python3 benchmarks/remote.py --rtt-ms 40 -- pytest -q -p no:randomly --kube-config={kubeconfig} -n 4 --dist loadfile
@@ -29,7 +30,8 @@ from urllib.parse import urlsplit
 import yaml
 from cpu_by_process import exit_with, run_to_the_end  # this script's folder is first on the import path
 
-DEFAULT_KUBECONFIG = "/var/lib/netconform/admin.kubeconfig"
+from netconform.cluster.paths import KUBECONFIG as LOCAL_CLUSTER_KUBECONFIG
+
 CHUNK = 64 * 1024
 
 
@@ -40,7 +42,9 @@ class Counts:
     down: int = 0  # bytes back
 
 
-async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay_s: float, counts: Counts, up: bool):
+async def pump(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay_s: float, counts: Counts, up: bool
+) -> None:
     """Everything `reader` gives, to `writer`, each chunk `delay_s` after it arrived (in order; a slow chunk does not
     hold the ones behind it longer than their own delay)."""
     queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
@@ -136,7 +140,7 @@ def api_server(kubeconfig: dict) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rtt-ms", type=float, required=True, help="round trip added to every API exchange")
-    parser.add_argument("--kubeconfig", default=DEFAULT_KUBECONFIG)
+    parser.add_argument("--kubeconfig", default=str(LOCAL_CLUSTER_KUBECONFIG), help="the local cluster's by default")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
