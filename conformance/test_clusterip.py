@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from fixtures.at_once import at_once
 from fixtures.bulk import expect_bulk
 from fixtures.cluster import ClusterHandle, nodes_under_test
 from fixtures.diagnostics import Diagnose
@@ -18,6 +17,7 @@ from fixtures.preconditions import Precondition, service_proxy
 from fixtures.prestart import Stage
 from fixtures.workloads import Backend, PodRef, ServiceRef, Workloads
 from netconform import probes
+from netconform.at_once import at_once
 from netconform.diagnose import summarize_counts
 from netconform.errors import WaitTimeout
 from netconform.kube import wait
@@ -577,8 +577,7 @@ def test_clusterip_internal_traffic_policy_local_stays_on_the_client_node(
         # deadline, for a round that is right, and the check judges the last round seen.
         return settled(lambda: probes.echo_round(clients[node], [f"tcp:{ip}:80"] * 20), lambda r: right(node, r))
 
-    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
-        rounds = dict(zip(clients, pool.map(observe, clients), strict=True))
+    rounds = dict(zip(clients, at_once(observe, list(clients)), strict=True))
     wrong = {
         node: f"{node}: expected {sorted(local[node]) or 'no answer'}, {got.summary()}"
         for node, got in rounds.items()

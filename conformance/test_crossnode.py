@@ -17,6 +17,7 @@ from fixtures.prestart import Stage
 from fixtures.workloads import ServiceRef, Workloads, pinned_client_name
 from netconform import probes
 from netconform.areas import not_applicable
+from netconform.at_once import at_once
 from netconform.probes import PodProbe, ProbePod
 
 pytestmark = pytest.mark.crossnode
@@ -88,9 +89,8 @@ def pair_probes(
 ) -> PairProbes:
     """TCP and UDP (client address), ICMP, path MTU (DF ping, 1 MiB each way) and a ClusterIP with its only backend on
     the destination node, for every pair, probed together."""
-    with ThreadPoolExecutor(max_workers=len(node_pods)) as pool:
-        reads = pool.map(lambda p: p.run(["cat", "/sys/class/net/eth0/mtu"]), node_pods.values())
-        mtus = dict(zip(node_pods, reads, strict=True))
+    reads = at_once(lambda p: p.run(["cat", "/sys/class/net/eth0/mtu"]), list(node_pods.values()))
+    mtus = dict(zip(node_pods, reads, strict=True))
     mtu = {node: int(r.stdout.strip() or 1500) for node, r in mtus.items()}
     table: dict[tuple[str, str, str], tuple[PodProbe[Any], int]] = {}
     for a, b in node_pairs:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from fixtures.preconditions import Precondition
 from fixtures.prestart import Stage
 from fixtures.workloads import ServiceRef, Workloads
 from netconform import probes
+from netconform.at_once import at_once
 from netconform.probes import ProbePod
 
 pytestmark = pytest.mark.dns
@@ -234,8 +234,7 @@ def test_dns_every_replica_answers_from_every_node(
             last: probes.DnsAnswer = e.last
             return last
 
-    with ThreadPoolExecutor(max_workers=len(pairs) or 1) as pool:
-        answers = dict(zip(pairs, pool.map(ask, pairs), strict=True))
+    answers = dict(zip(pairs, at_once(ask, pairs), strict=True))
     bad = {p: a for p, a in answers.items() if not (a.status == "NOERROR" and a.values("A"))}
     for (node, ip), a in answers.items():
         pod, replica_node = replicas[ip]

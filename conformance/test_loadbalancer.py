@@ -12,7 +12,6 @@ import shlex
 import subprocess
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -25,6 +24,7 @@ from fixtures.preconditions import Precondition, service_proxy
 from fixtures.prestart import Stage
 from fixtures.workloads import Backend, PodRef, ServiceRef, Workloads, request_echo
 from netconform import probes
+from netconform.at_once import at_once
 from netconform.errors import WaitTimeout
 from netconform.kube import wait
 from netconform.probes import ProbePod
@@ -386,8 +386,7 @@ def test_loadbalancer_source_ranges_keep_other_sources_out(
     legs = {"pod " + outsider.name: lambda: probes.http(outsider, url, timeout_s=DENIED_S)}
     if runner_reaches(cluster):
         legs["the runner"] = lambda: probes.runner_http(url, timeout_s=DENIED_S)
-    with ThreadPoolExecutor(max_workers=len(legs)) as pool:
-        seen = dict(zip(legs, pool.map(lambda f: f(), legs.values()), strict=True))
+    seen = dict(zip(legs, at_once(lambda f: f(), list(legs.values())), strict=True))
     answered = {who: r for who, r in seen.items() if r.status is not None}
     diagnose.check(
         not answered,
@@ -460,8 +459,7 @@ def test_loadbalancer_local_policy_keeps_the_client_address_and_health_checks_on
 
     end = time.monotonic() + cluster.settings.deadline(probes.PROBE_S)
     while True:
-        with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-            seen = dict(zip(nodes, pool.map(health, nodes), strict=True))
+        seen = dict(zip(nodes, at_once(health, nodes), strict=True))
         if all(right(n, r) for n, r in seen.items()) or time.monotonic() >= end:
             break
     wrong = {n: r for n, r in seen.items() if not right(n, r)}

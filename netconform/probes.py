@@ -12,7 +12,6 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
@@ -22,6 +21,7 @@ import dns.rdatatype
 from cryptography import x509
 
 from . import podshell
+from .at_once import at_once
 from .kube import ExecResult, Kube
 
 __all__ = ["ExecResult"]  # probes return it raw where a check reads the output itself
@@ -117,8 +117,7 @@ def run_together(batch: dict[K, tuple[PodProbe[Any], int]]) -> dict[K, list[Any]
     by_pod: dict[tuple[str, str], dict[K, tuple[PodProbe[Any], int]]] = {}
     for key, (probe, n) in batch.items():
         by_pod.setdefault((probe.pod.namespace, probe.pod.name), {})[key] = (probe, n)
-    with ThreadPoolExecutor(max_workers=max(1, len(by_pod))) as pool:
-        runs = list(pool.map(_run_in_one_pod, by_pod.values()))
+    runs = at_once(_run_in_one_pod, list(by_pod.values()))
     return {key: attempts for run in runs for key, attempts in run.items()}
 
 

@@ -1,4 +1,4 @@
-"""fixtures/at_once.py: independent requests made at once, answered in order, failing as a loop would."""
+"""netconform/at_once.py: independent requests made at once, answered in order, failing as a loop would."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from fixtures.at_once import at_once
+from netconform.at_once import at_once
 
 
 def test_answers_come_in_the_order_of_the_items() -> None:
