@@ -10,6 +10,7 @@ import functools
 import os
 import re
 import shlex
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.discovery import LazyDiscoverer
 from kubernetes.dynamic.exceptions import ConflictError, NotFoundError, ResourceNotFoundError
 from kubernetes.stream.ws_client import ERROR_CHANNEL, STDERR_CHANNEL, STDOUT_CHANNEL, websocket_call
 
@@ -52,6 +54,22 @@ class ExecResult:
         return self.rc == 0
 
 
+class _SerialDiscoverer(LazyDiscoverer):  # type: ignore[misc]  # the client is untyped
+    """The client's lazy discovery, one lookup at a time. Its cache is plain dicts, fetched into and written to a
+    file as a lookup misses: threads that looked up kinds of one group at once each fetched the group and wrote
+    the file over each other. A lookup that hits the cache holds the lock for microseconds."""
+
+    def __init__(self, client: Any, cache_file: str) -> None:
+        self._lock = threading.RLock()
+        super().__init__(client, cache_file)
+
+    def search(
+        self, prefix: Any = None, group: Any = None, api_version: Any = None, kind: Any = None, **kwargs: Any
+    ) -> Any:
+        with self._lock:
+            return super().search(prefix=prefix, group=group, api_version=api_version, kind=kind, **kwargs)
+
+
 @dataclass
 class Kube:
     """A connected cluster: the API client, where its credentials came from, and a kubectl prefix for repros."""
@@ -60,6 +78,7 @@ class Kube:
     kubeconfig: str | None
     context: str | None
     _dyn: DynamicClient | None = field(default=None, repr=False)
+    _dyn_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     #: Set once the API server stopped answering: every later call fails at once with this line.
     unreachable: str | None = None
 
@@ -70,9 +89,13 @@ class Kube:
     # -- plumbing -------------------------------------------------------------------------------------------
     @property
     def dyn(self) -> DynamicClient:
-        if self._dyn is None:
-            self._dyn = DynamicClient(self.api, cache_file=os.path.join(credentials.folder(), "discovery.json"))
-        return self._dyn
+        # One discovery client per connection: threads that asked for it at once each made their own before (two
+        # discovery requests and a cache file apiece; the rights check's 8 threads made 24 requests where 2 do).
+        with self._dyn_lock:
+            if self._dyn is None:
+                cache = os.path.join(credentials.folder(), "discovery.json")
+                self._dyn = DynamicClient(self.api, cache_file=cache, discoverer=_SerialDiscoverer)
+            return self._dyn
 
     def _request(
         self, path: str, params: dict[str, str], query: Iterable[tuple[str, str]] = ()
@@ -147,6 +170,18 @@ class Kube:
         }
         out = self._call(lambda: review.create(body=body), "create", "selfsubjectaccessreviews", None)
         return bool(out.status.allowed)
+
+    def rules(self, namespace: str) -> Obj:
+        """What these credentials may do in `namespace`, as the server lists it: a SelfSubjectRulesReview's status
+        (resourceRules, nonResourceRules, incomplete, evaluationError)."""
+        review = self.resource("authorization.k8s.io/v1", "SelfSubjectRulesReview")
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": namespace},
+        }
+        out = self._call(lambda: review.create(body=body, serializer=_plain), "create", "selfsubjectrulesreviews", None)
+        return dict(out.get("status") or {})
 
     def resource(self, api_version: str, kind: str) -> Any:
         # The core group's kinds are under /api, the others under /apis: named, the client's discovery reads only
