@@ -28,6 +28,7 @@ middle() {
   mapfile -t lines < <(sort -n)
   echo "${lines[$(( (${#lines[@]} - 1) / 2 ))]}"
 }
+scripts/bytecode  # every timed run starts with the suite compiled, as make conformance's does (see there)
 for nodes in "${node_counts[@]}"; do
   netconform cluster up --recreate --nodes "$nodes" ${UP_ARGS:-} >/dev/null || exit 1
   export PATH="$(netconform cluster bin-dir):$PATH"

@@ -10,6 +10,7 @@ export PATH="$(netconform cluster bin-dir):$PATH"
 kc=$(netconform cluster kubeconfig) || exit 1
 source benchmarks/quiet.sh
 hz=$(getconf CLK_TCK)
+scripts/bytecode  # the suite compiled first, as make conformance does
 for i in $(seq "${1:-1}"); do
   kubectl --kubeconfig "$kc" wait --for=delete namespace -l netconform.io/run --timeout=120s >/dev/null 2>&1
   quiet
