@@ -58,8 +58,8 @@ UNBOUND_NAMESPACE_PREFIX = "netconform-rights-"
 def rule_allows(rule: Obj, p: Permission) -> bool:
     """Whether one listed rule grants `p` on any object, matched as the RBAC authorizer matches: `*` or the exact
     verb and API group; `*`, `resource` or `resource/subresource` exactly, or `*/subresource` (never
-    `resource/*`). A rule limited to
-    named objects grants nothing here (the suite names objects it has not created yet)."""
+    `resource/*`). A rule limited to named objects grants nothing here (the suite names objects it has not created
+    yet)."""
     if rule.get("resourceNames"):
         return False
     verbs, groups = rule.get("verbs") or [], rule.get("apiGroups") or []
