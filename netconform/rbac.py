@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .errors import AdmissionDenied, Forbidden
+from .errors import ClusterUnreachable, Forbidden
 from .manifests import ROOT
 
 if TYPE_CHECKING:
@@ -76,11 +76,13 @@ def missing_permissions(kube: Kube, wanted: list[Permission]) -> list[Permission
     """The permissions these credentials lack. One SelfSubjectRulesReview lists the rules that hold in a namespace
     no RoleBinding can name; each permission is matched against them. What they leave open is asked about one
     permission at a time (SelfSubjectAccessReviews, 8 at a time) only when the server says its list may be
-    incomplete (an authorizer that cannot list rules, such as a webhook) or the review itself was refused. With the
+    incomplete (an authorizer that cannot list rules, such as a webhook) or the review itself failed. With the
     API server far away this is one round trip where 60 reviews, 8 at a time, took eight."""
     try:
         status = kube.rules(UNBOUND_NAMESPACE_PREFIX + secrets.token_hex(4))
-    except (Forbidden, AdmissionDenied):
+    except ClusterUnreachable:
+        raise
+    except Exception:  # refused, not served or failed: every permission is asked about one by one, as before
         status = {"incomplete": True}
     rules = status.get("resourceRules") or []
     open_ = [p for p in wanted if not any(rule_allows(r, p) for r in rules)]

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from netconform.errors import Forbidden
+import pytest
+
+from netconform.errors import ClusterUnreachable, Forbidden
 from netconform.rbac import Permission, missing_permissions, permissions, rule_allows
 
 EXEC = Permission("create", "", "pods", "exec")
@@ -94,6 +96,22 @@ def test_a_refused_rules_review_falls_back_to_a_review_per_permission() -> None:
     kube = FakeKube(None, granted={LIST_PODS})
     assert missing_permissions(kube, [LIST_PODS, EXEC]) == [EXEC]  # type: ignore[arg-type]
     assert len(kube.reviews) == 2
+
+
+def test_a_rules_review_that_fails_otherwise_falls_back_too_but_an_unreachable_server_ends_the_check() -> None:
+    def failed(namespace: str) -> dict[str, Any]:
+        raise RuntimeError("(500) Internal Server Error")
+
+    kube = FakeKube({}, granted={EXEC})
+    kube.rules = failed  # type: ignore[method-assign]
+    assert missing_permissions(kube, [LIST_PODS, EXEC]) == [LIST_PODS]  # type: ignore[arg-type]
+
+    def gone(namespace: str) -> dict[str, Any]:
+        raise ClusterUnreachable("no cluster answered")
+
+    kube.rules = gone  # type: ignore[method-assign]
+    with pytest.raises(ClusterUnreachable):
+        missing_permissions(kube, [LIST_PODS])  # type: ignore[arg-type]
 
 
 def test_the_suites_own_role_as_listed_grants_every_permission_it_needs() -> None:
