@@ -24,6 +24,10 @@ from pathlib import Path
 
 from cpu_by_process import HZ, busy_ticks, exit_with, run_to_the_end  # this script's folder is first on the import path
 
+#: `perf record` as the benchmarks run it. --no-buildid-cache: perf otherwise copies every binary it sampled into
+#: ~/.debug and leaves it there (1.2 GB after the sessions of 2026-12-02 and -03); the reports need command names only.
+PERF_RECORD = ["perf", "record", "-q", "--no-buildid-cache"]
+
 #: The idle task's name in samples.
 IDLE = "swapper"
 
@@ -55,7 +59,7 @@ def main() -> int:
         # Every CPU sampled in the background while the command runs as this script's own child: perf would end a
         # workload of its own with SIGTERM on a Ctrl-C, and pytest would then leave its run's namespaces behind.
         perf = subprocess.Popen(
-            ["perf", "record", "-q", "-a", "-e", "cpu-clock", "-F", str(args.hz), "-o", str(data)],
+            [*PERF_RECORD, "-a", "-e", "cpu-clock", "-F", str(args.hz), "-o", str(data)],
             stdout=subprocess.DEVNULL,
         )
         time.sleep(0.5)  # perf opens its events on every CPU

@@ -32,7 +32,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from cpu_by_command import samples_by_command  # this script's folder is first on the import path
+from cpu_by_command import PERF_RECORD, samples_by_command  # this script's folder is first on the import path
 from cpu_by_process import exit_with, run_to_the_end
 
 #: Verbs that change what the API server stores.
@@ -108,7 +108,7 @@ def start(folder: Path, kubeconfig: str | None) -> None:
     (folder / "before.prom").write_text(read_metrics(kubeconfig))
     if shutil.which("perf"):
         perf = subprocess.Popen(
-            ["perf", "record", "-q", "-e", "sched:sched_process_exec", "-a", "-o", str(folder / "exec.data")],
+            [*PERF_RECORD, "-e", "sched:sched_process_exec", "-a", "-o", str(folder / "exec.data")],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # in the caller's process group: a Ctrl-C at the terminal stops it with the command counted
