@@ -161,26 +161,19 @@ class Kube:
 
     def allowed(self, verb: str, resource: str, group: str = "", subresource: str = "") -> bool:
         """Whether these credentials may do `verb` on `resource` (a SelfSubjectAccessReview)."""
-        review = self.resource("authorization.k8s.io/v1", "SelfSubjectAccessReview")
         attrs = {"verb": verb, "resource": resource, "group": group, "subresource": subresource}
-        body = {
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": attrs},
-        }
-        out = self._call(lambda: review.create(body=body), "create", "selfsubjectaccessreviews", None)
-        return bool(out.status.allowed)
+        return bool(self._self_review("SelfSubjectAccessReview", {"resourceAttributes": attrs}).get("allowed"))
 
     def rules(self, namespace: str) -> Obj:
         """What these credentials may do in `namespace`, as the server lists it: a SelfSubjectRulesReview's status
         (resourceRules, nonResourceRules, incomplete, evaluationError)."""
-        review = self.resource("authorization.k8s.io/v1", "SelfSubjectRulesReview")
-        body = {
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SelfSubjectRulesReview",
-            "spec": {"namespace": namespace},
-        }
-        out = self._call(lambda: review.create(body=body, serializer=_plain), "create", "selfsubjectrulesreviews", None)
+        return self._self_review("SelfSubjectRulesReview", {"namespace": namespace})
+
+    def _self_review(self, kind: str, spec: Obj) -> Obj:
+        """The status the server answers a review of these credentials of `kind` (authorization.k8s.io/v1) with."""
+        review = self.resource("authorization.k8s.io/v1", kind)
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": kind, "spec": spec}
+        out = self._call(lambda: review.create(body=body, serializer=_plain), "create", f"{kind.lower()}s", None)
         return dict(out.get("status") or {})
 
     def resource(self, api_version: str, kind: str) -> Any:
