@@ -39,6 +39,8 @@ PROBE_S = 10.0
 #: (only the connect phase: a connected transfer keeps its full time), for the first third of its deadline; then
 #: every attempt has the full timeout, so a path that is merely slow to connect still gets a fair verdict.
 QUICK_CONNECT_S = 0.5
+#: curl's exit code when it gave up waiting: on its connect timeout, or on its whole --max-time.
+CURL_TIMED_OUT = 28
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def run_each(pod: ProbePod, commands: Sequence[list[str] | str]) -> list[str]:
 class PodProbe(Generic[R]):
     """One probe command run in a pod, and how to read its result.
 
-    Called, it runs once. `repeated(n)` runs n attempts back to back in one exec: the exec (API server, kubelet,
+    Called, it runs once. `tries(n)` runs n attempts back to back in one exec: the exec (API server, kubelet,
     runtime) costs tens of milliseconds of CPU, the probe itself almost nothing, and "3 answers in a row" means the
     same whether the three run in one exec or in three.
     """
@@ -99,15 +101,27 @@ class PodProbe(Generic[R]):
         return replace(self, command=[*self.command[:at], f"{connect_s:g}", *self.command[at + 1 :]])
 
     def repeated(self, n: int) -> list[R]:
+        return [result for _, result in self.tries(n)]
+
+    def tries(self, n: int) -> list[tuple[int, R]]:
+        """Up to n attempts in one exec (they stop at the first that exits non-zero), each with its exit code; one
+        attempt is the command itself."""
+        if n <= 1:
+            res = self.pod.run(self.command, self.timeout_s)
+            return [(res.rc, self.parse(res, self.command))]
         res = self.pod.run(["sh", "-c", repeat_script(self.command, n)], self.timeout_s * n)
-        return self.read_attempts(res, n)
+        return self._read_tries(res, n)
 
     def read_attempts(self, res: ExecResult, n: int) -> list[R]:
+        return [result for _, result in self._read_tries(res, n)]
+
+    def _read_tries(self, res: ExecResult, n: int) -> list[tuple[int, R]]:
         attempts = split_attempts(res.stdout)
         complete = len(attempts) == n or (0 < len(attempts) < n and attempts[-1].rc != 0)  # stopped at a failure
         if res.rc != 0 or not complete:  # the shell itself failed: report it as one failed attempt
-            return [self.parse(ExecResult(res.rc or 1, res.stdout, res.stderr), self.command)]
-        return [self.parse(a, self.command) for a in attempts]
+            failed = ExecResult(res.rc or 1, res.stdout, res.stderr)
+            return [(failed.rc, self.parse(failed, self.command))]
+        return [(a.rc, self.parse(a, self.command)) for a in attempts]
 
 
 def run_together(batch: dict[K, tuple[PodProbe[Any], int]]) -> dict[K, list[Any]]:
@@ -576,34 +590,44 @@ def eventually(
     A `PodProbe` runs its first `successes` attempts in one exec; once any attempt has failed, the rest run one by
     one, as they always did, so a broken path is retried at the same pace. In the first third of the deadline a
     `PodProbe`'s attempts connect with QUICK_CONNECT_S until one holds (a path coming up is seen when it does, not
-    when a hung attempt times out); from then on, and after that first third, attempts run as given, and only those
-    can make the streak. `first`: attempts already made (by `run_together`), counted before any new one."""
+    when a hung attempt times out); from then on, and after that first third, attempts run as given. A shortened
+    attempt counts as the probe's own unless curl gave up on it (CURL_TIMED_OUT): any other outcome (an answer, a
+    refusal) is what the probe as given gets too, while one that gave up connecting might have connected later, so
+    it never makes a streak (nor, for a check that expects no connection, does it count as one refused). `first`:
+    attempts already made (by `run_together`), counted before any new one."""
     start = time.monotonic()
     end, quick_until = start + deadline_s, start + deadline_s / 3
     streak = best = attempts = 0
-    batch = full_batch = successes if isinstance(attempt, PodProbe) and successes > 1 else 0
+    probe = attempt if isinstance(attempt, PodProbe) else None
+    batch = successes if probe is not None and successes > 1 else 0
     quick = True
-    pending = list(first or [])
+    pending: list[tuple[int | None, R]] = [(None, r) for r in first or []]
     while True:
+        shortened = False
         if pending:
-            results, pending, batch = pending, [], 0
+            tried, pending, batch = pending, [], 0
+        elif probe is None:
+            tried = [(None, attempt())]
         else:
-            now = attempt
-            if isinstance(attempt, PodProbe) and quick and time.monotonic() < quick_until:
-                now = attempt.quick(QUICK_CONNECT_S)
-            results = now.repeated(batch) if batch else [now()]  # type: ignore[attr-defined]
+            now = probe
+            if quick and time.monotonic() < quick_until:
+                now = probe.quick(QUICK_CONNECT_S)
+                shortened = now is not probe
+            tried = list(now.tries(batch or 1))
             batch = 0
-            if now is not attempt and any(ok(r) for r in results):
-                # It held with the short connect timeout: that only says when to start. A shortened attempt is
-                # never counted as a success (a check may expect no connection); the probe as given decides.
-                quick, batch = False, full_batch
-                continue
-        for result in results:
+        held = shortened and any(ok(r) for _, r in tried)
+        for rc, result in tried:
+            if shortened and rc == CURL_TIMED_OUT and ok(result):
+                continue  # it gave up on the shortened connect: that only says when to start
             attempts += 1
             streak = streak + 1 if ok(result) else 0
             best = max(best, streak)
             if streak >= successes:
                 return result
+        if held:
+            # From now on every attempt is the probe as given; the rest of the streak in one exec.
+            quick, batch = False, successes - streak
+            continue
         if time.monotonic() >= end:
             raise NotConsistent(result, attempts, best, deadline_s)
         if streak == 0:

@@ -190,23 +190,25 @@ def test_quick_caps_only_curls_connect_timeout():
 
 
 class ScriptedPod:
-    """A pod whose curl fails (rc 28, as a connect timeout) for its first `down_for` attempts and answers 200 after;
-    it records each attempt's connect timeout, also of attempts batched in one shell (`PodProbe.repeated`)."""
+    """A pod whose curl fails for its first `down_for` attempts (rc 28, as a connect timeout, or `down_rc`) and
+    answers 200 after; it records each attempt's connect timeout, also of attempts batched in one shell
+    (`PodProbe.tries`), and the execs it was asked for."""
 
     namespace, name = "ns", "client"
 
-    def __init__(self, down_for: int) -> None:
-        self.down_for, self.timeouts = down_for, []
+    def __init__(self, down_for: int, down_rc: int = 28) -> None:
+        self.down_for, self.down_rc, self.timeouts, self.execs = down_for, down_rc, [], 0
 
     def attempt(self, cmd: str) -> tuple[int, str, str]:
         self.timeouts.append(re.search(r"--connect-timeout (\S+)", cmd).group(1))
         if len(self.timeouts) <= self.down_for:
-            return 28, "", "curl: (28) Connection timed out"
+            return self.down_rc, "", f"curl: ({self.down_rc}) Failed to connect"
         return 0, "HTTP/1.1 200 OK\r\n\r\nhello", ""
 
     def run(self, cmd, timeout_s=20):
         from netconform.kube import ExecResult
 
+        self.execs += 1
         if cmd[:2] != ["sh", "-c"]:
             return ExecResult(*self.attempt(" ".join(cmd)))
         out = ""
@@ -222,11 +224,19 @@ def curl_probe(pod: ScriptedPod) -> probes.PodProbe[probes.HttpResult]:
     return probes.PodProbe(pod, probes.curl_command("http://10.96.0.1/"), probes.parse_http, 5)  # type: ignore[arg-type]
 
 
+def test_a_path_that_is_up_holds_with_one_exec_of_three_shortened_attempts():
+    pod = ScriptedPod(down_for=0)
+    got = probes.eventually(curl_probe(pod), lambda r: r.status == 200, deadline_s=5, interval_s=0)
+    assert got.status == 200
+    assert pod.timeouts == ["0.5", "0.5", "0.5"] and pod.execs == 1, "an answer is an answer, however short the wait"
+
+
 def test_a_path_coming_up_is_probed_with_a_short_connect_timeout_until_it_first_answers():
     pod = ScriptedPod(down_for=2)
     got = probes.eventually(curl_probe(pod), lambda r: r.status == 200, deadline_s=5, interval_s=0)
     assert got.status == 200
-    assert pod.timeouts == ["0.5", "0.5", "0.5", "3", "3", "3"], "the 3 in a row: all with the full timeout"
+    assert pod.timeouts == ["0.5", "0.5", "0.5", "3", "3"], "the first answer counts; the rest with the full timeout"
+    assert pod.execs == 4, "after the first answer, the rest of the 3 in a row in one exec"
     pod = ScriptedPod(down_for=2)
     probe = curl_probe(pod)
     probes.eventually(lambda: probe(), lambda r: r.status == 200, deadline_s=5, interval_s=0)
@@ -247,3 +257,24 @@ def test_a_short_connect_timeout_never_makes_a_check_that_expects_no_connection_
     got = probes.eventually(curl_probe(pod), lambda r: r.status is None, deadline_s=5, interval_s=0)
     assert got.status is None
     assert pod.timeouts == ["0.5", "3", "3", "3"], "the shortened attempt only said when to start"
+
+
+def test_a_refused_connection_counts_whatever_the_connect_timeout():
+    pod = ScriptedPod(down_for=10**6, down_rc=7)  # refused at once: the probe as given is refused as well
+    got = probes.eventually(curl_probe(pod), lambda r: r.status is None, deadline_s=5, interval_s=0)
+    assert got.status is None and "(7)" in got.error
+    assert pod.timeouts == ["0.5", "3", "3"], "the refusal counts (attempts in one exec stop at a failure)"
+
+
+def test_a_shortened_attempt_that_gave_up_breaks_a_streak_it_cannot_prove():
+    answers = iter([(0, "HTTP/1.1 200 OK\r\n\r\nhi", ""), (28, "", "curl: (28) timed out")])
+
+    class Flaky(ScriptedPod):
+        def attempt(self, cmd: str) -> tuple[int, str, str]:
+            self.timeouts.append(re.search(r"--connect-timeout (\S+)", cmd).group(1))
+            return next(answers, (0, "HTTP/1.1 200 OK\r\n\r\nhi", ""))
+
+    pod = Flaky(down_for=0)
+    got = probes.eventually(curl_probe(pod), lambda r: r.status == 200, deadline_s=5, interval_s=0)
+    assert got.status == 200
+    assert pod.timeouts == ["0.5", "0.5", "3", "3", "3"], "an answer, a give-up, then 3 in a row as given"
