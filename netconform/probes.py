@@ -100,9 +100,6 @@ class PodProbe(Generic[R]):
             return self
         return replace(self, command=[*self.command[:at], f"{connect_s:g}", *self.command[at + 1 :]])
 
-    def repeated(self, n: int) -> list[R]:
-        return [result for _, result in self.tries(n)]
-
     def tries(self, n: int) -> list[tuple[int, R]]:
         """Up to n attempts in one exec (they stop at the first that exits non-zero), each with its exit code; one
         attempt is the command itself."""

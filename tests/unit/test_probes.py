@@ -111,7 +111,7 @@ def test_eventually_reports_the_last_observation():
 
 
 def test_repeated_attempts_in_one_shell_come_back_apart():
-    """What `PodProbe.repeated` runs in a pod, run here by sh: each attempt's exit code, stdout and stderr."""
+    """What `PodProbe.tries` runs in a pod, run here by sh: each attempt's exit code, stdout and stderr."""
     import subprocess
 
     cmd = ["sh", "-c", "printf 'line one\\n\\nbody'; echo warn >&2; exit 3"]
