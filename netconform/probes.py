@@ -587,11 +587,12 @@ def eventually(
     A `PodProbe` runs its first `successes` attempts in one exec; once any attempt has failed, the rest run one by
     one, as they always did, so a broken path is retried at the same pace. In the first third of the deadline a
     `PodProbe`'s attempts connect with QUICK_CONNECT_S until one holds (a path coming up is seen when it does, not
-    when a hung attempt times out); from then on, and after that first third, attempts run as given. A shortened
-    attempt counts as the probe's own unless curl gave up on it (CURL_TIMED_OUT): any other outcome (an answer, a
-    refusal) is what the probe as given gets too, while one that gave up connecting might have connected later, so
-    it never makes a streak (nor, for a check that expects no connection, does it count as one refused). `first`:
-    attempts already made (by `run_together`), counted before any new one."""
+    when a hung attempt times out); from then on, and after that first third, attempts run as given, the rest of
+    the streak in one exec. A shortened attempt counts as the probe's own unless curl gave up on it
+    (CURL_TIMED_OUT): any other outcome (an answer, a refusal) is what the probe as given gets too, while one that
+    gave up connecting might have connected later, so it never adds to a streak (nor, for a check that expects no
+    connection, does it count as one refused). `first`: attempts already made (by `run_together`), counted before
+    any new one."""
     start = time.monotonic()
     end, quick_until = start + deadline_s, start + deadline_s / 3
     streak = best = attempts = 0
