@@ -600,6 +600,7 @@ def eventually(
     batch = successes if probe is not None and successes > 1 else 0
     quick = True
     pending: list[tuple[int | None, R]] = [(None, r) for r in first or []]
+    tried: Sequence[tuple[int | None, R]]  # (exit code when known, result) of the attempts just made
     while True:
         shortened = False
         if pending:
@@ -611,7 +612,7 @@ def eventually(
             if quick and time.monotonic() < quick_until:
                 now = probe.quick(QUICK_CONNECT_S)
                 shortened = now is not probe
-            tried = list(now.tries(batch or 1))
+            tried = now.tries(batch or 1)
             batch = 0
         held = shortened and any(ok(r) for _, r in tried)
         for rc, result in tried:
