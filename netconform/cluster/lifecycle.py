@@ -585,7 +585,7 @@ def _down(out: Callable[[str], None]) -> None:
         procs.stop_pids(sorted(set(procs.tracked_pids() + containers)), deadline_s=5)
         out(f"stopped {len(all_pids)} process(es)")
     for item in hostsys.restore():
-        out(f"restored host setting {item}")
+        out(item)
     mounts = _our_mounts((paths.STATE, config.RUN))
     for m in mounts:
         subprocess.run(["umount", "-l", m], capture_output=True, timeout=30)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from . import cgroups, config, pki, procs
+from . import cgroups, config, hostsys, pki, procs
 from .config import Node
 
 
@@ -163,10 +163,12 @@ def import_images(node: Node, archive: Path) -> None:
 
 
 def start_kubelet(node: Node, bins: Path, kubeconfig: Path, cfg: dict[str, object]) -> None:
+    """Start the node's kubelet and return once it has bound its device-plugin socket (see there)."""
     cgroups.prepare_node(cgroups.host(), node.name)
     f = node.dir / "kubelet.yaml"
     f.write_text(yaml.safe_dump(cfg))
     (node.dir / "pod-logs").mkdir(parents=True, exist_ok=True)
+    before = _socket_identity()
     procs.start(
         f"kubelet-{node.name}",
         [
@@ -181,6 +183,37 @@ def start_kubelet(node: Node, bins: Path, kubeconfig: Path, cfg: dict[str, objec
         ],
         netns=node.netns,
     )
+    _wait_device_plugin_socket(f"kubelet-{node.name}", before)
+
+
+#: How long a kubelet may take from its start to its device-plugin socket (measured here: 0.43 s).
+KUBELET_SOCKET_S = 60.0
+
+
+def _socket_identity() -> tuple[int, int] | None:
+    """The device-plugin socket file now (inode, change time), None when there is none."""
+    try:
+        st = hostsys.DEVICE_PLUGIN_SOCKET.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_ctime_ns
+
+
+def _wait_device_plugin_socket(name: str, before: tuple[int, int] | None) -> None:
+    """Until the kubelet just started has made its device-plugin socket. Every kubelet removes the socket it finds
+    there and binds its own at the same fixed path (hostsys.DEVICE_PLUGIN_SOCKET): two doing it at once, one binds
+    between the other's removal and its bind, which then fails ("bind: address already in use") and that kubelet
+    exits (seen in CI with 2 nodes). One after the other, each binds in turn; the earlier ones keep serving on their
+    unlinked sockets, which nothing dials (the local cluster has no device plugins)."""
+    deadline = time.monotonic() + KUBELET_SOCKET_S
+    while time.monotonic() < deadline:
+        if procs.running(name) is None:
+            raise procs.ComponentFailed(name, "exited")
+        now = _socket_identity()
+        if now is not None and now != before:
+            return
+        time.sleep(0.05)
+    raise procs.ComponentFailed(name, f"no new {hostsys.DEVICE_PLUGIN_SOCKET} after {KUBELET_SOCKET_S:.0f}s")
 
 
 def start_kube_proxy(node: Node, bins: Path, kubeconfig: Path) -> None:

@@ -1,7 +1,7 @@
 """`netconform cluster down` removes every process, namespace, link, chain and mount the cluster created, and
 nothing else: a process that only names the cluster's paths lives on, and the host's kernel settings are as before
-`up`. Then, on the empty host: `up` refuses a conflicting route without touching any, and an interrupted `up`
-leaves nothing behind."""
+`up`, the kubelets' fixed folder included. Then, on the empty host: `up` refuses a conflicting route without
+touching any, and an interrupted `up` leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -39,8 +39,10 @@ def nothing_left() -> list[str]:
 
 def test_down_spares_a_process_that_names_its_paths_and_restores_the_host_settings():
     """`down` ends only what the cluster started (its cgroups), not a user's process that mentions the admin
-    kubeconfig; and the kernel settings the kubelets changed are back to what `up` found."""
+    kubeconfig; the kernel settings the kubelets changed are back to what `up` found; and the device-plugin
+    folder they made outside their root folders is gone."""
     saved = json.loads(hostsys.snapshot_path().read_text())
+    created = json.loads(hostsys.created_path().read_text())["created"]
     outsider = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(600)", f"--kubeconfig={paths.KUBECONFIG}", str(config.RUN)]
     )
@@ -52,6 +54,7 @@ def test_down_spares_a_process_that_names_its_paths_and_restores_the_host_settin
         outsider.kill()
         outsider.wait(10)
     assert hostsys.read() == saved, f"host settings now {hostsys.read()}, before up {saved}"
+    assert created is None or not Path(created).exists(), f"{created}, made by the kubelets, is still there"
 
 
 def test_down_leaves_nothing_behind():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from netconform.cluster import lock, paths, preflight
+from netconform.cluster import hostsys, lock, paths, preflight
 from netconform.cluster.config import DEFAULT_RANGES, Ranges
 from netconform.cluster.files import private_dir, write_private
 from netconform.cluster.preflight import Address, Route, overlaps
@@ -147,3 +147,43 @@ def test_a_wrong_range_option_is_one_line_and_exit_2_before_anything_happens(cap
     assert err.strip().splitlines() == [
         "netconform: --pod-cidr 10.244.0.0/30 is too small: each of up to 4 nodes takes a /24"
     ]
+
+
+def _kubelet_folder(tmp_path, monkeypatch) -> Path:
+    """The kubelets' fixed device-plugin folder, under tmp_path/var/lib here; state under tmp_path/state."""
+    monkeypatch.setattr(paths, "STATE", tmp_path / "state")
+    paths.STATE.mkdir(parents=True)
+    folder = tmp_path / "var" / "lib" / "kubelet" / "device-plugins"
+    monkeypatch.setattr(hostsys, "DEVICE_PLUGINS", folder)
+    (tmp_path / "var" / "lib").mkdir(parents=True)
+    return folder
+
+
+def _kubelets_run(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "kubelet.sock").touch()
+    (folder / "kubelet_internal_checkpoint").write_text("{}")
+
+
+def test_down_removes_the_kubelets_folder_only_from_where_the_host_had_none(tmp_path, monkeypatch):
+    folder = _kubelet_folder(tmp_path, monkeypatch)
+    hostsys.save()  # before the first kubelet: /var/lib exists, /var/lib/kubelet does not
+    _kubelets_run(folder)
+    assert hostsys._remove_created() == [f"removed {tmp_path / 'var/lib/kubelet'} (made by the nodes' kubelets)"]
+    assert (tmp_path / "var" / "lib").is_dir() and not (tmp_path / "var" / "lib" / "kubelet").exists()
+
+
+def test_down_leaves_a_kubelet_folder_the_host_had_or_that_holds_someone_elses_file(tmp_path, monkeypatch):
+    folder = _kubelet_folder(tmp_path, monkeypatch)
+    folder.mkdir(parents=True)
+    hostsys.save()  # the host had it already (a kubelet of its own, say)
+    _kubelets_run(folder)
+    assert hostsys._remove_created() == [] and (folder / "kubelet.sock").exists()
+
+    other = _kubelet_folder(tmp_path / "second", monkeypatch)
+    hostsys.save()
+    _kubelets_run(other)
+    (other / "vendor-plugin.sock").touch()
+    said = hostsys._remove_created()
+    assert len(said) == 1 and said[0].startswith(f"left {tmp_path / 'second/var/lib/kubelet'}: it holds files")
+    assert "vendor-plugin.sock" in said[0] and (other / "vendor-plugin.sock").exists()
