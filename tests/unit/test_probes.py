@@ -67,6 +67,8 @@ def test_spread_command_batches_new_connections():
     script = cmd[2]
     assert script.count("curl ") == 3 and script.count("http://10.96.0.5/hostname") == 25
     assert "Connection: close" in script
+    # Each request outlives one lost SYN: the kernel sends it again after 1 s (TCP's initial retransmission timeout).
+    assert script.count(f"--max-time {probes.SPREAD_TIMEOUT_S:g} ") == 3 and probes.SPREAD_TIMEOUT_S > 1
 
 
 def test_request_count_bounds_the_chance_of_a_false_alarm():
