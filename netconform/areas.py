@@ -94,6 +94,11 @@ class Area:
     #: namespace and one backend pod for the three, where each started its own (a pod start is most of what a run
     #: on a small cluster spends its CPU on, #12); their object and host names differ.
     home: str | None = None
+    #: Modules of the area beside its own, `test_<name>_<part>.py`: same marker, same namespace, scheduled on their
+    #: own. For a check whose time is mostly the cluster's own waiting (a pod's graceful stop), so that it runs
+    #: beside the area's other checks instead of after them on one worker. Its objects must be its own: another
+    #: worker runs the rest of the area meanwhile.
+    parts: tuple[str, ...] = ()
     #: Seconds its module typically takes on the 2-node local cluster (what reports/costs.json recorded in runs
     #: there): the order of a run with no recorded costs yet, a first run (fixtures/schedule.py). 0: not declared.
     cost: float = 0.0
@@ -109,7 +114,13 @@ class Trait:
 
 AREAS: tuple[Area, ...] = (
     Area("cni", "pod interfaces and addresses match the CNI configuration", "a schedulable Ready node", cost=13),
-    Area("clusterip", "ClusterIP Services reach and spread over every replica", "a schedulable Ready node", cost=25),
+    Area(
+        "clusterip",
+        "ClusterIP Services reach and spread over every replica",
+        "a schedulable Ready node",
+        parts=("terminating",),
+        cost=20,
+    ),
     Area("dns", "Service names resolve short and fully qualified", "the kube-dns Service", _dns, cost=5),
     Area("nodeport", "NodePort Services answer on every node", "a schedulable Ready node", cost=4),
     Area(
@@ -171,6 +182,11 @@ TRAITS: tuple[Trait, ...] = (
 
 BY_NAME: dict[str, Area] = {a.name: a for a in AREAS}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
+
+
+def module_stems() -> dict[str, str]:
+    """Every conformance module's name without `test_`, to its area's name."""
+    return {stem: a.name for a in AREAS for stem in (a.name, *(f"{a.name}_{p}" for p in a.parts))}
 
 
 def home_of(name: str) -> tuple[str, bool]:

@@ -642,6 +642,16 @@ def eventually(
             time.sleep(interval_s)
 
 
+def settled(attempt: Callable[[], R], ok: Callable[[R], bool], deadline_s: float = PROBE_S) -> R:
+    """The first result that is `ok`, polled up to the deadline (a Service just made may not be programmed yet), or
+    the last one seen: the check then says what it saw."""
+    try:
+        return eventually(attempt, ok, deadline_s, successes=1)
+    except NotConsistent as e:
+        last: R = e.last
+        return last
+
+
 # -- nc-echo probe rounds -----------------------------------------------------------------------------------------
 def echo_probe_command(targets: list[str], timeout: str = "1s") -> list[str]:
     """`nc-echo probe`: every target ("tcp:IP:PORT" asks GET /hostname, "udp:IP:PORT" sends "hostname") at once,

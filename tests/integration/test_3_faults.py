@@ -376,7 +376,12 @@ FAULTS = [
     ),
     Fault(
         "kube-proxy-stopped-and-flushed",
-        ("conformance/test_clusterip.py", "conformance/test_nodeport.py", "conformance/test_crossnode.py"),
+        (
+            "conformance/test_clusterip.py",
+            "conformance/test_clusterip_terminating.py",
+            "conformance/test_nodeport.py",
+            "conformance/test_crossnode.py",
+        ),
         stop_kube_proxy,
         start_kube_proxy,
         must_fail=(
@@ -447,7 +452,7 @@ FAULTS = [
     ),
     Fault(
         "pods-killed-without-grace",
-        ("conformance/test_clusterip.py",),
+        ("conformance/test_clusterip.py", "conformance/test_clusterip_terminating.py"),
         nothing,
         nothing,
         must_fail=("test_clusterip_terminating_pod",),
@@ -612,6 +617,7 @@ FAULTS = [
         (
             "conformance/test_crossnode.py",
             "conformance/test_clusterip.py",
+            "conformance/test_clusterip_terminating.py",
             "conformance/test_nodeport.py",
             "conformance/test_loadbalancer.py",
             "conformance/test_ingress.py",

@@ -1,6 +1,6 @@
 """The ClusterIP terminating check's upload, as the check reads its result."""
 
-from conformance.test_clusterip import drained
+from conformance.test_clusterip_terminating import drained
 
 
 def test_the_terminating_checks_upload_result_keeps_the_servers_answer_whole():
