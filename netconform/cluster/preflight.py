@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cgroups, config, paths, procs
+from . import cgroups, config, hostsys, paths, procs
 
 #: What each of the cluster's ranges (config.Ranges) is for.
 RANGE_USE = {
@@ -143,6 +143,30 @@ def disk_problems(folder: Path, need: float = EVICTION_FREE) -> list[str]:
     return []
 
 
+def device_plugin_problems(folder: Path | None = None) -> list[str]:
+    """Someone serving in the kubelets' fixed device-plugin folder (a kubelet of the host's own, its device
+    plugins): every kubelet of the local cluster removes the sockets it finds there when it starts
+    (pkg/kubelet/cm/devicemanager), which would cut them off. A socket nobody answers on is a stale one."""
+    folder = folder or hostsys.DEVICE_PLUGINS
+    live = []
+    for sock in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if not sock.is_socket():
+            continue
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(1)
+            try:
+                s.connect(str(sock))
+            except OSError:
+                continue
+        live.append(sock.name)
+    if not live:
+        return []
+    return [
+        f"{folder} has sockets in use ({', '.join(live)}): a kubelet or device plugin of this host serves there, and "
+        "each kubelet of the local cluster removes the sockets it finds there when it starts; stop them first"
+    ]
+
+
 def notes() -> list[str]:
     """What the user should know about this host before relying on the cluster (none stops it)."""
     return cgroups.notes(cgroups.host())
@@ -150,12 +174,12 @@ def notes() -> list[str]:
 
 def problems(ranges: config.Ranges = config.DEFAULT_RANGES, ports: bool = True) -> list[str]:
     """Everything that stops the local cluster on this host, each with what to do; empty when it can run.
-    `ports=False` leaves out the ports (the running cluster's own)."""
+    `ports=False` leaves out what a running local cluster holds itself: its ports and its kubelets' socket."""
     if os.geteuid() != 0:
         return ["the local cluster needs root (network namespaces, routes, cgroups, mounts)"]
     found = cgroups.problems(cgroups.host())
     found += kernel_problems()
     found += [o.advice for o in overlaps(host_routes(), host_addresses(), ranges)]
-    found += busy_ports() if ports else []
+    found += busy_ports() + device_plugin_problems() if ports else []
     found += disk_problems(paths.STATE)
     return found

@@ -187,3 +187,22 @@ def test_down_leaves_a_kubelet_folder_the_host_had_or_that_holds_someone_elses_f
     said = hostsys._remove_created()
     assert len(said) == 1 and said[0].startswith(f"left {tmp_path / 'second/var/lib/kubelet'}: it holds files")
     assert "vendor-plugin.sock" in said[0] and (other / "vendor-plugin.sock").exists()
+
+
+def test_a_device_plugin_folder_someone_serves_in_is_refused_and_a_stale_socket_is_not(tmp_path):
+    """The kubelets remove every socket in their fixed folder when they start: one that answers belongs to a kubelet
+    or device plugin of the host's own, and `up` stops before it; one left by an ended kubelet does not count."""
+    import socket
+
+    folder = tmp_path / "device-plugins"
+    folder.mkdir()
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(folder / "kubelet.sock"))
+    stale.close()  # the file stays, nobody listens
+    assert preflight.device_plugin_problems(folder) == []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as live:
+        live.bind(str(folder / "gpu.sock"))
+        live.listen(1)
+        (said,) = preflight.device_plugin_problems(folder)
+    assert f"{folder} has sockets in use (gpu.sock)" in said and "stop them first" in said
+    assert preflight.device_plugin_problems(tmp_path / "absent") == []
