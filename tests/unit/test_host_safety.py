@@ -4,8 +4,12 @@ folders it may use (no cluster needed; tests/integration proves the rest on a re
 import multiprocessing
 import os
 import re
+import shutil
+import socket
 import stat
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -189,12 +193,21 @@ def test_down_leaves_a_kubelet_folder_the_host_had_or_that_holds_someone_elses_f
     assert "vendor-plugin.sock" in said[0] and (other / "vendor-plugin.sock").exists()
 
 
-def test_a_device_plugin_folder_someone_serves_in_is_refused_and_a_stale_socket_is_not(tmp_path):
+@pytest.fixture
+def short_folder() -> Iterator[Path]:
+    """A folder with a short path: a unix socket's path has at most 107 bytes, which pytest's tmp_path under
+    `make test`'s own TMPDIR exceeds."""
+    folder = Path(tempfile.mkdtemp(prefix="nc-", dir="/tmp"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_a_device_plugin_folder_someone_serves_in_is_refused_and_a_stale_socket_is_not(short_folder):
     """The kubelets remove every socket in their fixed folder when they start: one that answers belongs to a kubelet
     or device plugin of the host's own, and `up` stops before it; one left by an ended kubelet does not count."""
-    import socket
-
-    folder = tmp_path / "device-plugins"
+    folder = short_folder / "device-plugins"
     folder.mkdir()
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(str(folder / "kubelet.sock"))
@@ -205,4 +218,4 @@ def test_a_device_plugin_folder_someone_serves_in_is_refused_and_a_stale_socket_
         live.listen(1)
         (said,) = preflight.device_plugin_problems(folder)
     assert f"{folder} has sockets in use (gpu.sock)" in said and "stop them first" in said
-    assert preflight.device_plugin_problems(tmp_path / "absent") == []
+    assert preflight.device_plugin_problems(short_folder / "absent") == []
