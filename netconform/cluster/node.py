@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import yaml
@@ -144,18 +143,16 @@ def start_containerd(node: Node, pause_image: str) -> None:
 
 
 def wait_containerd(node: Node, deadline_s: float = 30) -> None:
-    name = f"containerd-{node.name}"
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if procs.running(name) is None:
-            raise procs.ComponentFailed(name, "exited")
-        if (
+    procs.wait_ready(
+        f"containerd-{node.name}",
+        lambda: (
             node.containerd_sock.exists()
             and procs.run(["ctr", "--address", str(node.containerd_sock), "version"], check=False).returncode == 0
-        ):
-            return
-        time.sleep(0.1)
-    raise procs.ComponentFailed(name, f"socket {node.containerd_sock} not answering after {deadline_s:.0f}s")
+        ),
+        deadline_s,
+        f"socket {node.containerd_sock} not answering",
+        interval_s=0.1,
+    )
 
 
 def import_images(node: Node, archive: Path) -> None:
@@ -205,15 +202,13 @@ def _wait_device_plugin_socket(name: str, before: tuple[int, int] | None) -> Non
     between the other's removal and its bind, which then fails ("bind: address already in use") and that kubelet
     exits (seen in CI with 2 nodes). One after the other, each binds in turn; the earlier ones keep serving on their
     unlinked sockets, which nothing dials (the local cluster has no device plugins)."""
-    deadline = time.monotonic() + KUBELET_SOCKET_S
-    while time.monotonic() < deadline:
-        if procs.running(name) is None:
-            raise procs.ComponentFailed(name, "exited")
-        now = _socket_identity()
-        if now is not None and now != before:
-            return
-        time.sleep(0.05)
-    raise procs.ComponentFailed(name, f"no new {hostsys.DEVICE_PLUGIN_SOCKET} after {KUBELET_SOCKET_S:.0f}s")
+    procs.wait_ready(
+        name,
+        lambda: _socket_identity() not in (None, before),
+        KUBELET_SOCKET_S,
+        f"no new {hostsys.DEVICE_PLUGIN_SOCKET}",
+        interval_s=0.05,
+    )
 
 
 def start_kube_proxy(node: Node, bins: Path, kubeconfig: Path) -> None:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import cgroups, paths
@@ -125,6 +126,19 @@ def running(name: str) -> int | None:
         return None
     pid = int(f.read_text())
     return pid if alive(pid) else None
+
+
+def wait_ready(name: str, ready: Callable[[], bool], deadline_s: float, not_ready: str, interval_s: float) -> None:
+    """Poll `ready` until it holds while component `name` runs; ComponentFailed (with its log) when it exits first,
+    or with `not_ready` once `deadline_s` has passed."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if running(name) is None:
+            raise ComponentFailed(name, "exited")
+        if ready():
+            return
+        time.sleep(interval_s)
+    raise ComponentFailed(name, f"{not_ready} after {deadline_s:.0f}s")
 
 
 def recorded() -> dict[str, int]:

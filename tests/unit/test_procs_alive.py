@@ -5,6 +5,8 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from netconform.cluster import procs
 
 
@@ -34,3 +36,14 @@ def test_a_thread_id_is_not_a_process() -> None:
     finally:
         done.set()
         t.join()
+
+
+def test_waiting_for_a_component_ends_when_it_is_ready_exits_or_runs_out_of_time(monkeypatch):
+    monkeypatch.setattr(procs, "running", lambda name: 4242)
+    calls = iter([False, False, True])
+    procs.wait_ready("kubelet-n1", lambda: next(calls), 5, "no socket", interval_s=0.01)
+    with pytest.raises(procs.ComponentFailed, match="kubelet-n1 no socket after 0s"):
+        procs.wait_ready("kubelet-n1", lambda: False, 0.05, "no socket", interval_s=0.01)
+    monkeypatch.setattr(procs, "running", lambda name: None)
+    with pytest.raises(procs.ComponentFailed, match="kubelet-n1 exited"):
+        procs.wait_ready("kubelet-n1", lambda: True, 5, "no socket", interval_s=0.01)
