@@ -6,9 +6,10 @@
 # move (benchmarks/work.py): objects created, exec sessions, API requests, processes started, policy probes.
 # The cluster is brought to each node count first (`netconform cluster up --nodes N`); each run starts when the
 # previous run's namespaces are gone and the machine is quiet. Each run's line gives the CPU the machine spent during
-# it (user + nice + system from /proc/stat: the cluster and the suite) and the machine's own speed just before it
-# (`reference` in benchmarks/quiet.sh, in ms; 33 on a quiet morning here), since this machine's speed moves by the
-# minute: a run's wall time is read beside them.
+# it (user + nice + system from /proc/stat: the cluster and the suite), the CPU time its host gave other guests while
+# it had work (`stolen`: steal in /proc/stat) and the machine's own speed just before it (`reference` in
+# benchmarks/quiet.sh, in ms; 33 on a quiet morning here), since this machine's speed moves by the minute: a run's
+# wall time is read beside them.
 # Usage: benchmarks/suite.sh [RUNS] [NODES ...]     e.g. benchmarks/suite.sh 3 1 2
 # MARK selects checks by marker (MARK="not networkpolicy"), ARGS adds plain pytest arguments, UP_ARGS arguments of
 # `cluster up` (UP_ARGS=--network-policy=none).
@@ -42,13 +43,13 @@ for nodes in "${node_counts[@]}"; do
     kubectl --kubeconfig "$kc" wait --for=delete namespace -l netconform.io/run --timeout=120s >/dev/null 2>&1
     quiet; ref=$(reference); quiet
     work=$(mktemp -d); python3 benchmarks/work.py start "$work" --kubeconfig "$kc"
-    busy=$(busy_ticks); start=$(date +%s.%N)
+    busy=$(busy_ticks); steal=$(steal_ticks); start=$(date +%s.%N)
     summary=$(NETCONFORM_RUN_ID=$run pytest -q -p no:randomly --kube-config="$kc" -n "$workers" --dist loadfile \
       ${MARK:+-m "$MARK"} ${ARGS:-} 2>&1 | tail -1)
-    busy=$(($(busy_ticks) - busy))
+    busy=$(($(busy_ticks) - busy)); steal=$(($(steal_ticks) - steal))
     t=$(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')")
-    cpu=$(python3 -c "print(f'{$busy / $hz:.1f}')")
-    echo "$nodes node(s), run $i: ${t}s  CPU ${cpu}s  reference loop ${ref} ms  $summary"
+    cpu=$(python3 -c "print(f'{$busy / $hz:.1f}')"); stolen=$(python3 -c "print(f'{$steal / $hz:.1f}')")
+    echo "$nodes node(s), run $i: ${t}s  CPU ${cpu}s  stolen ${stolen}s  reference loop ${ref} ms  $summary"
     echo "  $(python3 benchmarks/work.py stop "$work" --kubeconfig "$kc" --reports "reports/$run")"
     rm -rf "$work"; work=
     results+=("$t $run $ref $cpu")
