@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One whole-suite run on the running local cluster (as benchmarks/suite.sh runs it: -n WORKERS, loadfile), and the
-# CPU the machine spent during it (user + nice + system from /proc/stat, every process: the cluster and the suite).
+# CPU the machine spent during it (user + nice + system from /proc/stat, every process: the cluster and the suite),
+# and the CPU time its host took from it meanwhile (`stolen`: steal in /proc/stat; this is a virtual machine).
 # On a 2-core machine the suite is CPU-bound, so CPU seconds per run tell a change's cost better than wall time.
 # Usage: benchmarks/suite_cpu.sh [RUNS]
 set -uo pipefail
