@@ -4,7 +4,7 @@
 # costs for its scheduling, reports/costs.json). This machine's speed moves by the minute, so before and after are
 # alternated on one cluster instead of measured an hour apart. Each run starts when the previous run's namespaces
 # are gone and the machine is quiet, as in suite.sh; each line gives the wall time, the machine's CPU seconds
-# (user + nice + system) and pytest's summary.
+# (user + nice + system), the CPU its host took from it (stolen) and pytest's summary (measured_run, quiet.sh).
 # Usage: benchmarks/abba.sh REV [ROUNDS]     e.g. benchmarks/abba.sh HEAD~1 2   (2 rounds: 4 runs each)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,6 @@ export PATH="$PWD/.venv/bin:$PATH"
 export PATH="$(netconform cluster bin-dir):$PATH"
 kc=$(netconform cluster kubeconfig) || exit 1
 source benchmarks/quiet.sh
-hz=$(getconf CLK_TCK)
 here=$PWD
 base=$(mktemp -d "${TMPDIR:-/tmp}/netconform-abba.XXXXXX")
 trap 'git -C "$here" worktree remove --force "$base" >/dev/null 2>&1; rm -rf "$base"' EXIT
@@ -24,18 +23,13 @@ git worktree add -q --detach "$base" "$rev" || exit 1
 # each of its runs' five processes, about 0.25 CPU-s each, and look slower than it is.
 scripts/bytecode
 scripts/bytecode "$base"
+suite_in() {  # DIR: its own modules first on the import path (the installed package points at this checkout)
+  (cd "$1" && PYTHONPATH="$1" pytest -q -p no:randomly --kube-config="$kc" -n "${WORKERS:-4}" --dist loadfile)
+}
 run() {  # label round
   local dir=$here
   [ "$1" = before ] && dir=$base
-  kubectl --kubeconfig "$kc" wait --for=delete namespace -l netconform.io/run --timeout=120s >/dev/null 2>&1
-  quiet
-  local busy0 start summary busy1
-  busy0=$(busy_ticks); start=$(date +%s.%N)
-  # The worktree's own modules first on the import path (the installed package points at this checkout).
-  summary=$(cd "$dir" && PYTHONPATH="$dir" pytest -q -p no:randomly --kube-config="$kc" -n "${WORKERS:-4}" \
-    --dist loadfile 2>&1 | tail -1)
-  busy1=$(busy_ticks)
-  python3 -c "print(f'$1 ($2): wall {$(date +%s.%N) - $start:.1f}s  CPU {($busy1 - $busy0) / $hz:.1f}s  $summary')"
+  measured_run "$kc" "$1 ($2)" suite_in "$dir"
 }
 echo "before: $(git log --oneline -1 "$rev"); after: the checkout ($(git log --oneline -1 HEAD)$(git diff --quiet HEAD || echo ', with uncommitted changes'))"
 run before warm-up; run after warm-up

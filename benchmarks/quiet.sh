@@ -31,3 +31,19 @@ steal_ticks() {
   read -r _ _ _ _ _ _ _ _ st _ < /proc/stat
   echo "$st"
 }
+
+# One whole-suite run as the benchmarks time it: once the previous run's namespaces are gone (kubeconfig KC) and the
+# machine is quiet, run the command, then print "LABEL: wall Ws, CPU Cs, stolen Ss  <its last line>" (CPU: busy
+# ticks as busy_ticks counts them; stolen: steal_ticks).
+# Usage: measured_run KC LABEL COMMAND...   (COMMAND may be a shell function)
+measured_run() {
+  local kc=$1 label=$2 hz busy0 steal0 start summary busy1 steal1
+  shift 2
+  hz=$(getconf CLK_TCK)
+  kubectl --kubeconfig "$kc" wait --for=delete namespace -l netconform.io/run --timeout=120s >/dev/null 2>&1
+  quiet
+  busy0=$(busy_ticks); steal0=$(steal_ticks); start=$(date +%s.%N)
+  summary=$("$@" 2>&1 | tail -1)
+  busy1=$(busy_ticks); steal1=$(steal_ticks)
+  python3 -c "print(f'$label: wall {$(date +%s.%N) - $start:.1f}s, CPU {($busy1 - $busy0) / $hz:.1f}s, stolen {($steal1 - $steal0) / $hz:.1f}s  $summary')"
+}

@@ -10,13 +10,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 export PATH="$(netconform cluster bin-dir):$PATH"
 kc=$(netconform cluster kubeconfig) || exit 1
 source benchmarks/quiet.sh
-hz=$(getconf CLK_TCK)
 scripts/bytecode  # the suite compiled first, as make conformance does
 for i in $(seq "${1:-1}"); do
-  kubectl --kubeconfig "$kc" wait --for=delete namespace -l netconform.io/run --timeout=120s >/dev/null 2>&1
-  quiet
-  busy0=$(busy_ticks); steal0=$(steal_ticks); start=$(date +%s.%N)
-  summary=$(pytest -q -p no:randomly --kube-config="$kc" -n "${WORKERS:-4}" --dist loadfile 2>&1 | tail -1)
-  busy1=$(busy_ticks); steal1=$(steal_ticks)
-  python3 -c "print(f'run $i: wall {$(date +%s.%N) - $start:.1f}s, CPU {($busy1 - $busy0) / $hz:.1f}s, stolen {($steal1 - $steal0) / $hz:.1f}s  $summary')"
+  measured_run "$kc" "run $i" pytest -q -p no:randomly --kube-config="$kc" -n "${WORKERS:-4}" --dist loadfile
 done
