@@ -1,11 +1,12 @@
-"""What every node's kubelet changes on the host itself, whatever its network namespace and root folder: kernel
-settings (not per network namespace) and one fixed folder. Recorded before the first kubelet starts, put back by
-`down`."""
+"""What the nodes change on the host itself, whatever their network namespaces and root folders: kernel settings
+(not per network namespace), which every kubelet sets, and fixed folders, which the kubelets and containerd's shims
+make. Recorded before the first kubelet starts, put back by `down`."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import paths
@@ -31,6 +32,25 @@ DEVICE_PLUGINS = Path("/var/lib/kubelet/device-plugins")
 DEVICE_PLUGIN_SOCKET = DEVICE_PLUGINS / "kubelet.sock"
 #: What the kubelets leave in it: their socket and the device manager's checkpoint.
 KUBELET_FILES = frozenset({"kubelet.sock", "kubelet_internal_checkpoint"})
+#: Where containerd 1.6's shims listen, whatever containerd's own state folder: a fixed host path (one socket per
+#: pod, named by a hash of containerd's address and the pod; each shim removes its own when it ends).
+SHIM_SOCKETS = Path("/run/containerd/s")
+
+
+@dataclass(frozen=True)
+class FixedFolder:
+    """A host folder the nodes make outside their own state: who makes it, and which files they leave in it."""
+
+    path: Path
+    maker: str
+    leaves: frozenset[str] = frozenset()
+
+
+def fixed_folders() -> tuple[FixedFolder, ...]:
+    return (
+        FixedFolder(DEVICE_PLUGINS, "the nodes' kubelets", KUBELET_FILES),
+        FixedFolder(SHIM_SOCKETS, "the nodes' containerd shims"),
+    )
 
 
 def snapshot_path() -> Path:
@@ -38,7 +58,7 @@ def snapshot_path() -> Path:
 
 
 def created_path() -> Path:
-    """Where `save` records the first folder of DEVICE_PLUGINS the host did not have (the kubelets make it)."""
+    """Where `save` records, for each fixed folder, the outermost folder of its path that the host did not have."""
     return paths.STATE / "host-created.json"
 
 
@@ -68,31 +88,45 @@ def save() -> None:
     if not snapshot_path().exists():
         snapshot_path().write_text(json.dumps(read(), indent=1))
     if not created_path().exists():
-        missing = _first_missing(DEVICE_PLUGINS)
-        created_path().write_text(json.dumps({"created": str(missing) if missing else None}))
+        created = {str(f.path): _first_missing(f.path) for f in fixed_folders()}
+        doc = {"created": {k: str(v) for k, v in created.items() if v is not None}}
+        created_path().write_text(json.dumps(doc, indent=1))
+
+
+def created() -> dict[Path, Path]:
+    """Fixed folder -> the outermost folder of it that the nodes made (as `save` recorded it)."""
+    try:
+        doc = json.loads(created_path().read_text())["created"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    if not isinstance(doc, dict):  # recorded by a version that knew only the kubelets' folder
+        doc = {str(DEVICE_PLUGINS): doc} if doc else {}
+    return {Path(k): Path(v) for k, v in doc.items()}
 
 
 def restore() -> list[str]:
-    """Put back every saved value that differs now, and remove the kubelets' folder if they made it; return what was
+    """Put back every saved value that differs now, and remove each fixed folder the nodes made; return what was
     changed."""
     return _restore_sysctls() + _remove_created()
 
 
 def _remove_created() -> list[str]:
-    """The folder the kubelets made, if it holds nothing but theirs (someone else's file there keeps it, said)."""
-    try:
-        created = json.loads(created_path().read_text())["created"]
-    except (OSError, ValueError, KeyError):
-        return []
-    if not created or not Path(created).exists():
-        return []
-    top = Path(created)
-    found = {p for p in top.rglob("*") if not p.is_dir()}
-    theirs = {p for p in found if p.parent == DEVICE_PLUGINS and p.name in KUBELET_FILES}
-    if found - theirs:
-        return [f"left {top}: it holds files the kubelets did not make ({', '.join(sorted(map(str, found - theirs)))})"]
-    shutil.rmtree(top)
-    return [f"removed {top} (made by the nodes' kubelets)"]
+    """Each folder the nodes made, if it holds nothing but theirs (someone else's file there keeps it, said)."""
+    said = []
+    made = created()
+    for folder in fixed_folders():
+        top = made.get(folder.path)
+        if top is None or not top.exists():
+            continue
+        found = {p for p in top.rglob("*") if not p.is_dir()}
+        theirs = {p for p in found if p.parent == folder.path and p.name in folder.leaves}
+        if found - theirs:
+            others = ", ".join(sorted(map(str, found - theirs)))
+            said.append(f"left {top}: it holds files {folder.maker} did not make ({others})")
+            continue
+        shutil.rmtree(top)
+        said.append(f"removed {top} (made by {folder.maker})")
+    return said
 
 
 def _restore_sysctls() -> list[str]:

@@ -39,10 +39,10 @@ def nothing_left() -> list[str]:
 
 def test_down_spares_a_process_that_names_its_paths_and_restores_the_host_settings():
     """`down` ends only what the cluster started (its cgroups), not a user's process that mentions the admin
-    kubeconfig; the kernel settings the kubelets changed are back to what `up` found; and the device-plugin
-    folder they made outside their root folders is gone."""
+    kubeconfig; the kernel settings the kubelets changed are back to what `up` found; and the fixed host folders
+    the nodes made outside their own (the kubelets' device plugins, the shims' sockets) are gone."""
     saved = json.loads(hostsys.snapshot_path().read_text())
-    created = json.loads(hostsys.created_path().read_text())["created"]
+    created = hostsys.created()
     outsider = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(600)", f"--kubeconfig={paths.KUBECONFIG}", str(config.RUN)]
     )
@@ -54,7 +54,7 @@ def test_down_spares_a_process_that_names_its_paths_and_restores_the_host_settin
         outsider.kill()
         outsider.wait(10)
     assert hostsys.read() == saved, f"host settings now {hostsys.read()}, before up {saved}"
-    assert created is None or not Path(created).exists(), f"{created}, made by the kubelets, is still there"
+    assert not [str(f) for f in created.values() if f.exists()], f"{created}: made by the nodes, still there"
 
 
 def test_down_leaves_nothing_behind():
@@ -68,6 +68,9 @@ def test_down_leaves_nothing_behind():
     assert config.BRIDGE not in links and " ncv" not in links and "cni0" not in links, links
     rules = subprocess.run(["iptables", "-S"], capture_output=True, text=True, timeout=30).stdout
     assert config.HOST_CHAIN not in rules and "KUBE-" not in rules, rules
+    # runc keeps each container's state under the node's own run folder, not in the host's /run/containerd/runc.
+    ours = [str(f) for f in Path("/run/containerd/runc").glob("*/*/state.json") if str(config.RUN) in f.read_text()]
+    assert not ours, f"{len(ours)} runc states of the cluster's containers left on the host, e.g. {ours[:3]}"
     mounts = Path("/proc/self/mounts").read_text()
     assert str(paths.STATE) not in mounts and str(config.RUN) not in mounts
     assert not paths.STATE.exists() and not list(Path("/sys/fs/cgroup/cpu").glob("nc-node-*"))

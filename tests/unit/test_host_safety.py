@@ -1,6 +1,7 @@
 """The local cluster on a shared host: private files, one command at a time, a preflight that names conflicts, and
 folders it may use (no cluster needed; tests/integration proves the rest on a real one)."""
 
+import json
 import multiprocessing
 import os
 import re
@@ -160,6 +161,8 @@ def _kubelet_folder(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "var" / "lib" / "kubelet" / "device-plugins"
     monkeypatch.setattr(hostsys, "DEVICE_PLUGINS", folder)
     (tmp_path / "var" / "lib").mkdir(parents=True)
+    monkeypatch.setattr(hostsys, "SHIM_SOCKETS", tmp_path / "run" / "containerd" / "s")
+    (tmp_path / "run").mkdir()
     return folder
 
 
@@ -191,6 +194,28 @@ def test_down_leaves_a_kubelet_folder_the_host_had_or_that_holds_someone_elses_f
     said = hostsys._remove_created()
     assert len(said) == 1 and said[0].startswith(f"left {tmp_path / 'second/var/lib/kubelet'}: it holds files")
     assert "vendor-plugin.sock" in said[0] and (other / "vendor-plugin.sock").exists()
+
+
+def test_down_removes_the_shims_socket_folder_it_made_and_keeps_one_with_a_file_left(tmp_path, monkeypatch):
+    _kubelet_folder(tmp_path, monkeypatch)
+    hostsys.save()  # before the first pod: /run exists, /run/containerd does not
+    hostsys.SHIM_SOCKETS.mkdir(parents=True)  # the shims' folder; each removed its socket when it ended
+    assert hostsys._remove_created() == [f"removed {tmp_path / 'run/containerd'} (made by the nodes' containerd shims)"]
+
+    _kubelet_folder(tmp_path / "second", monkeypatch)
+    hostsys.save()
+    hostsys.SHIM_SOCKETS.mkdir(parents=True)
+    (hostsys.SHIM_SOCKETS / "0123abcd").touch()  # not known to be ours: a socket of another containerd's shim
+    said = hostsys._remove_created()
+    assert len(said) == 1 and said[0].startswith(f"left {tmp_path / 'second/run/containerd'}: it holds files")
+    assert (hostsys.SHIM_SOCKETS / "0123abcd").exists()
+
+
+def test_a_record_of_the_kubelets_folder_alone_from_an_earlier_version_is_still_put_back(tmp_path, monkeypatch):
+    folder = _kubelet_folder(tmp_path, monkeypatch)
+    hostsys.created_path().write_text(json.dumps({"created": str(tmp_path / "var/lib/kubelet")}))
+    _kubelets_run(folder)
+    assert hostsys._remove_created() == [f"removed {tmp_path / 'var/lib/kubelet'} (made by the nodes' kubelets)"]
 
 
 @pytest.fixture
