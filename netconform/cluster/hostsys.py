@@ -5,11 +5,13 @@ make. Recorded before the first kubelet starts, put back by `down`."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import paths
+from . import config, paths
 
 #: What the kubelet sets on start (pkg/kubelet/cm: setupKernelTunables), as on any node it runs on.
 KEYS = (
@@ -35,21 +37,53 @@ KUBELET_FILES = frozenset({"kubelet.sock", "kubelet_internal_checkpoint"})
 #: Where containerd 1.6's shims listen, whatever containerd's own state folder: a fixed host path (one socket per
 #: pod, named by a hash of containerd's address and the pod; each shim removes its own when it ends).
 SHIM_SOCKETS = Path("/run/containerd/s")
+#: Where containerd's CNI library caches each pod interface's result (not configurable in containerd 1.6); a pod
+#: sandbox that ends without a CNI DEL (every one still running at `down`) leaves its entries behind.
+CNI_RESULTS = Path("/var/lib/cni/results")
+#: Where every kubelet links each container's log (pkg/kubelet/kuberuntime: ContainerLogsDir, fixed); the links of
+#: containers still there at `down` stay behind, pointing into the nodes' own folders.
+CONTAINER_LOG_LINKS = Path("/var/log/containers")
 
 
 @dataclass(frozen=True)
 class FixedFolder:
-    """A host folder the nodes make outside their own state: who makes it, and which files they leave in it."""
+    """A host folder the nodes use outside their own state: who writes there, and how their files are known."""
 
     path: Path
     maker: str
-    leaves: frozenset[str] = frozenset()
+    #: Whether a file in it is one the nodes made.
+    theirs: Callable[[Path], bool]
+    #: `theirs` knows the nodes' files for certain (by the cluster's own paths in them): they are removed from the
+    #: folder even when the host had it. Otherwise (known by name only) only from a folder the nodes made.
+    certain: bool = False
+
+
+def _kubelet_file(p: Path) -> bool:
+    return p.parent == DEVICE_PLUGINS and p.name in KUBELET_FILES
+
+
+def _our_cni_result(p: Path) -> bool:
+    """A cached result whose pod network namespace is one of the nodes' (containerd keeps them under config.RUN)."""
+    try:
+        return p.parent == CNI_RESULTS and f'"{config.RUN}/' in p.read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def _our_log_link(p: Path) -> bool:
+    """A link to a container log in a node's own folder."""
+    try:
+        return p.parent == CONTAINER_LOG_LINKS and p.is_symlink() and os.readlink(p).startswith(f"{paths.STATE}/")
+    except OSError:
+        return False
 
 
 def fixed_folders() -> tuple[FixedFolder, ...]:
     return (
-        FixedFolder(DEVICE_PLUGINS, "the nodes' kubelets", KUBELET_FILES),
-        FixedFolder(SHIM_SOCKETS, "the nodes' containerd shims"),
+        FixedFolder(DEVICE_PLUGINS, "the nodes' kubelets", _kubelet_file),
+        FixedFolder(SHIM_SOCKETS, "the nodes' containerd shims", lambda p: False),
+        FixedFolder(CNI_RESULTS, "the nodes' containerd", _our_cni_result, certain=True),
+        FixedFolder(CONTAINER_LOG_LINKS, "the nodes' kubelets", _our_log_link, certain=True),
     )
 
 
@@ -111,18 +145,26 @@ def restore() -> list[str]:
 
 
 def _remove_created() -> list[str]:
-    """Each folder the nodes made, if it holds nothing but theirs (someone else's file there keeps it, said)."""
+    """The nodes' files in each fixed folder (those known for certain, from any folder; the rest only from a folder
+    the nodes made), then each folder the nodes made if nothing else is in it (someone else's file keeps it, said)."""
     said = []
     made = created()
     for folder in fixed_folders():
         top = made.get(folder.path)
+        if folder.certain and folder.path.is_dir():
+            gone = [p for p in folder.path.iterdir() if folder.theirs(p)]
+            for p in gone:
+                p.unlink(missing_ok=True)
+            if gone and (top is None or not top.exists()):
+                said.append(f"removed {len(gone)} file(s) of {folder.maker} from {folder.path}")
         if top is None or not top.exists():
             continue
-        found = {p for p in top.rglob("*") if not p.is_dir()}
-        theirs = {p for p in found if p.parent == folder.path and p.name in folder.leaves}
-        if found - theirs:
-            others = ", ".join(sorted(map(str, found - theirs)))
-            said.append(f"left {top}: it holds files {folder.maker} did not make ({others})")
+        found = {p for p in top.rglob("*") if not p.is_dir() or p.is_symlink()}
+        others = {p for p in found if not folder.theirs(p)}
+        if others:
+            more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+            listed = ", ".join(sorted(map(str, others))[:5]) + more
+            said.append(f"left {top}: it holds files {folder.maker} did not make ({listed})")
             continue
         shutil.rmtree(top)
         said.append(f"removed {top} (made by {folder.maker})")

@@ -71,6 +71,10 @@ def test_down_leaves_nothing_behind():
     # runc keeps each container's state under the node's own run folder, not in the host's /run/containerd/runc.
     ours = [str(f) for f in Path("/run/containerd/runc").glob("*/*/state.json") if str(config.RUN) in f.read_text()]
     assert not ours, f"{len(ours)} runc states of the cluster's containers left on the host, e.g. {ours[:3]}"
+    # Nor the CNI results of its pods or the kubelets' links to its container logs, in the host's fixed folders.
+    certain = [folder for folder in hostsys.fixed_folders() if folder.certain and folder.path.is_dir()]
+    left = [f for folder in certain for f in folder.path.iterdir() if folder.theirs(f)]
+    assert not left, f"{len(left)} files of the cluster left in the host's fixed folders, e.g. {left[:3]}"
     mounts = Path("/proc/self/mounts").read_text()
     assert str(paths.STATE) not in mounts and str(config.RUN) not in mounts
     assert not paths.STATE.exists() and not list(Path("/sys/fs/cgroup/cpu").glob("nc-node-*"))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from netconform.cluster import hostsys, lock, paths, preflight
+from netconform.cluster import config, hostsys, lock, paths, preflight
 from netconform.cluster.config import DEFAULT_RANGES, Ranges
 from netconform.cluster.files import private_dir, write_private
 from netconform.cluster.preflight import Address, Route, overlaps
@@ -163,6 +163,9 @@ def _kubelet_folder(tmp_path, monkeypatch) -> Path:
     (tmp_path / "var" / "lib").mkdir(parents=True)
     monkeypatch.setattr(hostsys, "SHIM_SOCKETS", tmp_path / "run" / "containerd" / "s")
     (tmp_path / "run").mkdir()
+    monkeypatch.setattr(hostsys, "CNI_RESULTS", tmp_path / "var" / "lib" / "cni" / "results")
+    monkeypatch.setattr(hostsys, "CONTAINER_LOG_LINKS", tmp_path / "var" / "log" / "containers")
+    (tmp_path / "var" / "log").mkdir()
     return folder
 
 
@@ -209,6 +212,36 @@ def test_down_removes_the_shims_socket_folder_it_made_and_keeps_one_with_a_file_
     said = hostsys._remove_created()
     assert len(said) == 1 and said[0].startswith(f"left {tmp_path / 'second/run/containerd'}: it holds files")
     assert (hostsys.SHIM_SOCKETS / "0123abcd").exists()
+
+
+def test_down_removes_the_nodes_cni_results_and_log_links_even_from_folders_the_host_had(tmp_path, monkeypatch):
+    """Known for certain by the cluster's own paths in them: a pod network namespace under config.RUN, a link into the
+    nodes' state folder. Anyone else's stay, and so do the folders the host had."""
+    _kubelet_folder(tmp_path, monkeypatch)
+    hostsys.CNI_RESULTS.mkdir(parents=True)
+    hostsys.CONTAINER_LOG_LINKS.mkdir(parents=True)
+    hostsys.save()  # the host had both
+    ours = hostsys.CNI_RESULTS / "netconform-0a1b-eth0"
+    ours.write_text(json.dumps({"containerId": "0a1b", "netns": f"{config.RUN}/nc-node-1/containerd/netns/cni-1"}))
+    theirs = hostsys.CNI_RESULTS / "podman-9f8e-eth0"
+    theirs.write_text(json.dumps({"containerId": "9f8e", "netns": "/run/netns/netns-9f8e"}))
+    our_link = hostsys.CONTAINER_LOG_LINKS / "web_nc-ns_web-0a1b.log"
+    our_link.symlink_to(f"{paths.STATE}/nodes/nc-node-1/pod-logs/nc-ns_web_1/web/0.log")
+    their_link = hostsys.CONTAINER_LOG_LINKS / "app_default_app-9f8e.log"
+    their_link.symlink_to("/var/log/pods/default_app_2/app/0.log")
+    assert hostsys._remove_created() == [
+        f"removed 1 file(s) of the nodes' containerd from {hostsys.CNI_RESULTS}",
+        f"removed 1 file(s) of the nodes' kubelets from {hostsys.CONTAINER_LOG_LINKS}",
+    ]
+    assert not ours.exists() and theirs.exists() and not our_link.is_symlink() and their_link.is_symlink()
+
+
+def test_down_removes_a_log_link_folder_it_made_once_only_its_links_are_left(tmp_path, monkeypatch):
+    _kubelet_folder(tmp_path, monkeypatch)
+    hostsys.save()  # /var/log exists, /var/log/containers does not
+    hostsys.CONTAINER_LOG_LINKS.mkdir()
+    (hostsys.CONTAINER_LOG_LINKS / "web_nc-ns_web-0a1b.log").symlink_to(f"{paths.STATE}/nodes/nc-node-1/x/0.log")
+    assert hostsys._remove_created() == [f"removed {hostsys.CONTAINER_LOG_LINKS} (made by the nodes' kubelets)"]
 
 
 def test_a_record_of_the_kubelets_folder_alone_from_an_earlier_version_is_still_put_back(tmp_path, monkeypatch):
