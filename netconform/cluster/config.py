@@ -154,8 +154,9 @@ class Node:
 
     @property
     def cni_conf_dir(self) -> Path:
-        # Per node, because host-local IPAM's range is the node's own pod CIDR.
-        return Path("/etc/cni/net.d") / "netconform" / self.name
+        # Per node, because host-local IPAM's range is the node's own pod CIDR; in the node's own folder, not the
+        # host's /etc/cni (the node is annotated with it, netconform.io/cni-conf-dir, for the CNI checks).
+        return self.dir / "cni" / "net.d"
 
     @property
     def cgroup_root(self) -> str:

@@ -252,5 +252,14 @@ def start_network_policy(node: Node, bins: Path, kubeconfig: Path) -> None:
     )
 
 
+#: Where a cluster of netconform before 2026-12-04 kept its nodes' CNI configuration (now in each node's folder).
+LEGACY_CNI_CONF = Path("/etc/cni/net.d/netconform")
+
+
 def remove_state(node_name: str) -> None:
-    shutil.rmtree(Path("/etc/cni/net.d/netconform") / node_name, ignore_errors=True)
+    """What a cluster of an earlier netconform kept outside its state folder for this node."""
+    shutil.rmtree(LEGACY_CNI_CONF / node_name, ignore_errors=True)
+    try:
+        LEGACY_CNI_CONF.rmdir()  # only if empty
+    except OSError:
+        pass

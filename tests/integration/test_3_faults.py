@@ -9,14 +9,13 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import browser
 import pytest
 from faultplugin import FAULT_COMMENT, FAULT_TABLES, add_rule, clear_rules, node_namespaces
 
 from conftest import SuiteRun, kubectl
-from netconform.cluster import lifecycle, procs
+from netconform.cluster import config, lifecycle, procs
 
 
 @dataclass
@@ -278,7 +277,7 @@ def revive_dns_replicas(ctx: Ctx) -> None:
     scale_coredns(1)(ctx)
 
 
-CONFLIST = Path("/etc/cni/net.d/netconform/nc-node-2/10-netconform.conflist")
+CONFLIST = config.nodes(2)[1].cni_conf_dir / "10-netconform.conflist"
 SAVED_CONFLIST: list[str] = []
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from conftest import kubectl
 from netconform.cluster import config, hostsys, paths, procs
+from netconform.cluster.node import LEGACY_CNI_CONF
 
 
 def nothing_left() -> list[str]:
@@ -71,6 +72,7 @@ def test_down_leaves_nothing_behind():
     # runc keeps each container's state under the node's own run folder, not in the host's /run/containerd/runc.
     ours = [str(f) for f in Path("/run/containerd/runc").glob("*/*/state.json") if str(config.RUN) in f.read_text()]
     assert not ours, f"{len(ours)} runc states of the cluster's containers left on the host, e.g. {ours[:3]}"
+    assert not LEGACY_CNI_CONF.exists(), "the nodes' CNI configuration belongs in their own folders"
     # Nor the CNI results of its pods or the kubelets' links to its container logs, in the host's fixed folders.
     certain = [folder for folder in hostsys.fixed_folders() if folder.certain and folder.path.is_dir()]
     left = [f for folder in certain for f in folder.path.iterdir() if folder.theirs(f)]
