@@ -106,7 +106,8 @@ class Cluster:
         return self.nodes[0].ranges
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        argv = [str(self.bins / "kubectl"), f"--kubeconfig={self.kubeconfig}", "--request-timeout=30s", *args]
+        argv = [str(self.bins / "kubectl"), f"--kubeconfig={self.kubeconfig}", "--request-timeout=30s"]
+        argv += [f"--cache-dir={paths.STATE / 'kubectl-cache'}", *args]  # not root's ~/.kube: gone at `down`
         try:
             proc = subprocess.run(
                 argv, input=input, capture_output=True, text=True, timeout=KUBECTL_TIMEOUT_S, env=procs.component_env()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -157,12 +159,20 @@ def run_suite(kubeconfig: str, suite_on):
     return run
 
 
+#: kubectl's discovery and HTTP cache for these tests: a folder of their own (under make test's TMPDIR), removed when
+#: the session ends, not the user's ~/.kube/cache.
+KUBE_CACHE = Path(tempfile.mkdtemp(prefix="kubectl-cache-"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(KUBE_CACHE, ignore_errors=True)
+
+
 def kubectl(
     kubeconfig: str, *args: str, input: str | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        ["kubectl", f"--kubeconfig={kubeconfig}", *args], input=input, capture_output=True, text=True, timeout=120
-    )
+    argv = ["kubectl", f"--kubeconfig={kubeconfig}", f"--cache-dir={KUBE_CACHE}", *args]
+    proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=120)
     if check and proc.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
     return proc
