@@ -1,6 +1,6 @@
 """What the nodes change on the host itself, whatever their network namespaces and root folders: kernel settings
-(not per network namespace), which every kubelet sets, and fixed folders, which the kubelets and containerd's shims
-make. Recorded before the first kubelet starts, put back by `down`."""
+(not per network namespace), which every kubelet sets, and fixed folders, which the kubelets and containerd write
+to. Recorded before the first kubelet starts, put back by `down`."""
 
 from __future__ import annotations
 
