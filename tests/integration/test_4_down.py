@@ -41,7 +41,7 @@ def nothing_left() -> list[str]:
 def test_down_spares_a_process_that_names_its_paths_and_restores_the_host_settings():
     """`down` ends only what the cluster started (its cgroups), not a user's process that mentions the admin
     kubeconfig; the kernel settings the kubelets changed are back to what `up` found; and the fixed host folders
-    the nodes made outside their own (the kubelets' device plugins, the shims' sockets) are gone."""
+    the nodes made outside their own (device plugins, shim sockets, CNI results, container log links) are gone."""
     saved = json.loads(hostsys.snapshot_path().read_text())
     created = hostsys.created()
     outsider = subprocess.Popen(
