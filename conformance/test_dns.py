@@ -10,7 +10,7 @@ import pytest
 from fixtures.cluster import ClusterHandle, nodes_under_test
 from fixtures.diagnostics import Diagnose
 from fixtures.observations import Observer
-from fixtures.preconditions import Precondition
+from fixtures.preconditions import Precondition, cluster_dns_object
 from fixtures.prestart import Stage
 from fixtures.workloads import ServiceRef, Workloads
 from netconform import probes
@@ -80,7 +80,7 @@ def test_dns_service_name_resolves_to_clusterip(
         expected=f"A {service.cluster_ip}",
         objects=[
             f"service {service.namespace}/{service.name}",
-            f"cluster DNS {cluster.info.dns_service} {cluster.info.dns_service_ip}",
+            cluster_dns_object(cluster),
         ],
     )
 
@@ -135,7 +135,7 @@ def test_dns_srv_records_name_each_named_port(
             via=client,
             what=f"no SRV record for the named port {port}/{proto.upper()}",
             expected=f"{name} SRV {want}",
-            objects=[f"service {service.namespace}/{service.name}", f"cluster DNS {cluster.info.dns_service_ip}"],
+            objects=[f"service {service.namespace}/{service.name}", cluster_dns_object(cluster)],
             successes=1,
         )
 
@@ -165,7 +165,7 @@ def test_dns_pod_hostname_and_subdomain_get_their_own_a_record(
         via=client,
         what="a pod's hostname under its subdomain does not resolve to the pod",
         expected=f"{name} A {member.ip}",
-        objects=[member.describe(), f"service {member.namespace}/crew (headless)"],
+        objects=[member.describe(), f"service {member.namespace}/crew (headless)", cluster_dns_object(cluster)],
     )
 
 
@@ -192,7 +192,7 @@ def test_dns_policy_none_uses_exactly_the_pods_dns_config(
         via=member,
         what="a short name does not resolve through the search list of dnsConfig",
         expected=f"{service.name} A {service.cluster_ip}",
-        objects=[member.describe(), f"service {service.namespace}/{service.name}"],
+        objects=[f"service {service.namespace}/{service.name}", cluster_dns_object(cluster)],
     )
 
 
