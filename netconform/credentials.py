@@ -4,9 +4,9 @@ The client writes a kubeconfig's `certificate-authority-data`, `client-certifica
 (Python's TLS loads certificates and keys only from files) and removes them in an exit handler, which xdist's workers
 and `os._exit` never run: every worker of every run left its CA, certificate and private key in /tmp (12,467 files found
 and removed on this machine on 2026-12-03), and its API discovery cache stayed there for every API server address
-(netconform.kube puts that cache here too). Here each process gets a folder of its own, named by its pid, removed when
-the process ends its work (`forget`, called by the last pytest hook and at exit); a process killed before that leaves
-its folder, which the next process that needs one removes once that pid has ended.
+(netconform.kube now keeps that cache in memory). Here each process gets a folder of its own, named by its pid,
+removed when the process ends its work (`forget`, called by the last pytest hook and at exit); a process killed before
+that leaves its folder, which the next process that needs one removes once that pid has ended.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def forget() -> None:
     with _lock:
         if _folder is None:
             return
-        # Renamed first: a thread of this process still writing there (the discovery cache) then fails instead of
-        # filling the folder while it is removed (one run in five left it so, measured).
+        # Renamed first: a thread of this process still writing there then fails instead of filling the folder while
+        # it is removed (one run in five left it so when the discovery cache was written there, measured).
         gone = _folder.with_name(f"{_folder.name}-gone")
         try:
             _folder.rename(gone)
