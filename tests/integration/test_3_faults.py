@@ -198,7 +198,6 @@ def start_policy_engine(ctx: Ctx) -> None:
     lifecycle.ensure_network_policy(lifecycle.current())
 
 
-FLUSHER: list[subprocess.Popen[bytes]] = []
 #: The bit kube-router's NetworkPolicy chains set on a packet a policy allows; a pod's chain rejects one without it.
 ENGINE_ALLOWED_MARK = "0x10000/0x10000"
 
@@ -218,10 +217,6 @@ def mark_policy_allowed(node: str) -> Callable[[Ctx], None]:
             )
 
     return act
-
-
-def unmark(ctx: Ctx) -> None:
-    clear_rules()
 
 
 def stop_lb_speakers(ctx: Ctx) -> None:
@@ -296,6 +291,10 @@ def drop_portmap_on_node_2(ctx: Ctx) -> None:
 
 def restore_portmap_on_node_2(ctx: Ctx) -> None:
     CONFLIST.write_text(SAVED_CONFLIST.pop())
+
+
+#: The loops `node_loops` started, until `stop_loops`.
+FLUSHER: list[subprocess.Popen[bytes]] = []
 
 
 def node_loops(script: str, *nodes: str) -> Callable[[Ctx], None]:
@@ -528,7 +527,7 @@ FAULTS = [
         "policy-allowed-mark-set-on-node-2",
         ("conformance/test_networkpolicy.py",),
         mark_policy_allowed("nc-node-2"),
-        unmark,
+        clear,
         must_fail=(
             "[default-deny-incoming]",
             "[allow-by-namespace-selector]",
