@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,19 @@ ROOT = Path(__file__).resolve().parent.parent
 SUITE_INI = ROOT / "pyproject.toml"
 SUITE_DIR = ROOT / "conformance"
 REEXEC_ENV = "NETCONFORM_REEXEC"
-VALUE_FLAGS = frozenset(opt.flag for opt in OPTIONS)
+#: pytest-kind (installed for --provider kind, used here as a library) registers options for its own fixture, which
+#: this suite does not use. Two of them name what the suite's own options do, and are read as those: before, `pytest
+#: --kubeconfig PATH` was accepted and ignored, and the run tested the cluster of $KUBECONFIG, not PATH's.
+#: pytest-kind's dest -> (the suite's option, pytest-kind's flag).
+KIND_ALIASES = {"kubeconfig": ("kube_config", "--kubeconfig"), "kind_bin": ("kind_bin", "--kind-bin")}
+#: The rest would change nothing in this suite's run: refused when given (dest -> flag, the value it has when not).
+KIND_UNUSED = {
+    "cluster_name": ("--cluster-name", "pytest-kind"),
+    "keep_cluster": ("--keep-cluster", False),
+    "kind_image": ("--kind-image", None),
+    "kind_kubectl_bin": ("--kind-kubectl-bin", None),
+}
+VALUE_FLAGS = frozenset(opt.flag for opt in OPTIONS) | {flag for _, flag in KIND_ALIASES.values()}
 
 
 def joined_options(args: Sequence[str], flags: frozenset[str] = VALUE_FLAGS) -> list[str]:
@@ -126,11 +139,34 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in areas.marker_lines():
         config.addinivalue_line("markers", line)
     cli = {opt.name: config.getoption(f"nc_{opt.name}") for opt in OPTIONS}
+    try:
+        cli = with_kind_spellings(cli, lambda dest: config.getoption(dest, default=None))
+    except UsageError as e:
+        raise pytest.UsageError(str(e)) from None
     ini = {opt.ini: config.getini(opt.ini) for opt in OPTIONS}
     try:
         config.stash[SETTINGS] = resolve(cli, ini=ini)
     except UsageError as e:
         raise pytest.UsageError(str(e)) from None
+
+
+def with_kind_spellings(cli: dict[str, Any], given: Callable[[str], Any]) -> dict[str, Any]:
+    """The suite's command-line options with pytest-kind's spellings of two of them read in (`given(dest)`: that
+    option's value, None when pytest-kind is not loaded); UsageError for one of its options this suite would ignore,
+    or for two spellings of one option that name different values."""
+    out = dict(cli)
+    for dest, (flag, unset) in KIND_UNUSED.items():
+        if given(dest) not in (None, unset):
+            raise UsageError(f"{flag} is pytest-kind's option for its own fixture, which netconform does not use")
+    for dest, (name, flag) in KIND_ALIASES.items():
+        value = given(dest)
+        if value is None:
+            continue
+        ours = next(opt.flag for opt in OPTIONS if opt.name == name)
+        if out[name] not in (None, value):
+            raise UsageError(f"{flag} and {ours} name different values ({value}, {out[name]}): give one")
+        out[name] = value
+    return out
 
 
 def settings_of(config: pytest.Config) -> Settings:
