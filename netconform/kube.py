@@ -131,7 +131,9 @@ class Kube:
     def kubectl(self, *args: str) -> str:
         """A kubectl command line for this cluster, for the reproduce hints in failure messages."""
         parts = ["kubectl"]
-        if self.kubeconfig:
+        if self.kubeconfig and os.pathsep in self.kubeconfig:
+            parts.insert(0, f"KUBECONFIG={shlex.quote(self.kubeconfig)}")  # kubectl's --kubeconfig takes one file
+        elif self.kubeconfig:
             parts.append(f"--kubeconfig={self.kubeconfig}")
         if self.context:
             parts.append(f"--context={self.context}")
@@ -538,40 +540,53 @@ def _short(e: Exception) -> str:
     return text.split("Caused by", 1)[-1].strip(" ()'\"") if "Caused by" in text else text
 
 
+def kubeconfig_files(spec: str) -> list[Path]:
+    """The files of a kubeconfig setting: one path, or a list as $KUBECONFIG holds it (kubectl's reading: joined by
+    the path separator, merged in order, a missing one skipped)."""
+    return [Path(p).expanduser() for p in spec.split(os.pathsep) if p]
+
+
+def default_kubeconfig_files() -> list[Path]:
+    """$KUBECONFIG's files, or ~/.kube/config when it is unset or empty (as kubectl reads it)."""
+    return kubeconfig_files(os.environ.get("KUBECONFIG", "")) or [Path("~/.kube/config").expanduser()]
+
+
 def connect(kubeconfig: str | None = None, context: str | None = None, timeout_s: float = 5.0) -> Kube:
-    """Load credentials and prove the API server answers; every failure is one readable line."""
-    path = Path(kubeconfig).expanduser() if kubeconfig else None
-    default = Path(k8s_config.KUBE_CONFIG_DEFAULT_LOCATION).expanduser()
+    """Load credentials and prove the API server answers; every failure is one readable line. `kubeconfig` is a
+    file or a list of them (as in $KUBECONFIG); None reads $KUBECONFIG, or ~/.kube/config."""
+    given = kubeconfig_files(kubeconfig) if kubeconfig else None
+    default = default_kubeconfig_files()
+    found = [f for f in (given or default) if f.exists()]
     cfg = k8s.Configuration()
     try:
-        if path is None and not default.exists() and not _in_cluster():
+        if given is None and not found and not _in_cluster():
             source = "from $KUBECONFIG" if os.environ.get("KUBECONFIG") else "the default; $KUBECONFIG is not set"
             raise BadKubeconfig(
-                f"no kubeconfig: {default} ({source}) does not exist; pass --kube-config, or use --provider local"
+                f"no kubeconfig: {_missing(default, source)}; pass --kube-config, or use --provider local"
             )
-        if path is None and not default.exists():
+        if given is None and not found:
             k8s_config.load_incluster_config(client_configuration=cfg)
         else:
-            file = path or default
-            if not file.exists():
-                raise BadKubeconfig(f"kubeconfig {file} does not exist")
+            if not found:
+                raise BadKubeconfig(f"kubeconfig {_missing(given or default)}")
+            file = os.pathsep.join(str(f) for f in found)  # the client merges a list as kubectl does
             try:
-                contexts, active = k8s_config.list_kube_config_contexts(config_file=str(file))
+                contexts, active = k8s_config.list_kube_config_contexts(config_file=file)
             except (yaml.YAMLError, ConfigException, TypeError, AttributeError) as e:
-                raise BadKubeconfig(f"kubeconfig {file} does not parse: {str(e).splitlines()[0]}") from None
+                raise BadKubeconfig(f"kubeconfig {_named(found)} does not parse: {str(e).splitlines()[0]}") from None
             names = [c["name"] for c in contexts or []]
             if context and context not in names:
                 raise BadKubeconfig(
-                    f"context {context!r} not found in {file}; known contexts: {', '.join(names) or '(none)'}"
+                    f"context {context!r} not found in {_named(found)}; known contexts: {', '.join(names) or '(none)'}"
                 )
             k8s_config.load_kube_config(
-                config_file=str(file),
+                config_file=file,
                 context=context,
                 client_configuration=cfg,
                 persist_config=False,
                 temp_file_path=credentials.folder(),  # embedded keys written there, removed at the end
             )
-            kubeconfig = str(file)
+            kubeconfig = file
             context = context or (active or {}).get("name")  # the report names the context that was tested
     except ConfigException as e:
         raise BadKubeconfig(f"cannot use kubeconfig: {e}") from None
@@ -603,6 +618,17 @@ def _default_timeout(api: k8s.ApiClient, timeout: tuple[float, float]) -> None:
         return request(*args, **kwargs)
 
     rest.request = with_deadline  # type: ignore[method-assign]
+
+
+def _named(files: list[Path]) -> str:
+    return " + ".join(str(f) for f in files)
+
+
+def _missing(files: list[Path], source: str = "") -> str:
+    where = f" ({source})" if source else ""
+    if len(files) == 1:
+        return f"{files[0]}{where} does not exist"
+    return f"none of {', '.join(str(f) for f in files)}{where} exists"
 
 
 def _in_cluster() -> bool:

@@ -76,6 +76,32 @@ def test_unknown_context_lists_the_known_ones(tmp_path):
     assert rc == 2 and out == f"netconform: context 'prod' not found in {tmp_path / 'kubeconfig'}; known contexts: a, b"
 
 
+def test_a_kubeconfig_list_is_read_as_kubectl_reads_it(tmp_path):
+    """$KUBECONFIG may list files (kubectl merges them, the first file's current context wins, a missing one is
+    skipped); it was refused as one file that does not exist. Each server here is a loopback port nothing listens
+    on: the line says which one the run tried."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    one, two = kubeconfig(first, "https://127.0.0.1:1"), kubeconfig(second, "https://127.0.0.1:2")
+    missing = tmp_path / "missing"
+    for files, server in (([missing, one, two], "127.0.0.1:1"), ([two, one], "127.0.0.1:2")):
+        rc, out, _ = run_suite(env={"KUBECONFIG": os.pathsep.join(map(str, files))})
+        assert rc == 3 and out.startswith(f"netconform: no cluster answered at https://{server}"), out
+    rc, out, _ = run_suite(env={"KUBECONFIG": f"{missing}{os.pathsep}{missing}2"})
+    assert rc == 2 and out.startswith(f"netconform: no kubeconfig: none of {missing}, {missing}2 (from $KUBECONFIG)")
+
+
+def test_a_failures_reproduce_command_names_a_kubeconfig_list_as_kubectl_takes_it():
+    from netconform.kube import Kube
+
+    # kubectl's --kubeconfig takes one file; a list goes in $KUBECONFIG.
+    listed = Kube(api=None, kubeconfig=f"/a{os.pathsep}/b", context="c")  # type: ignore[arg-type]
+    assert listed.kubectl("get", "pods") == f"KUBECONFIG=/a{os.pathsep}/b kubectl --context=c get pods"
+    one = Kube(api=None, kubeconfig="/a", context=None)  # type: ignore[arg-type]
+    assert one.kubectl("get", "pods") == "kubectl --kubeconfig=/a get pods"
+
+
 def test_kubeconfig_that_does_not_parse(tmp_path):
     bad = tmp_path / "bad"
     bad.write_text("clusters: [\n")
