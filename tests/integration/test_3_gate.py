@@ -72,6 +72,20 @@ def test_make_conformance_uses_the_local_cluster_only_without_any_kubeconfig(tmp
     assert rc == 0 and "1 passed" in out, out
 
 
+def test_a_kubeconfig_list_tests_the_cluster_kubectl_would_use(kubeconfig, tmp_path):
+    """$KUBECONFIG listing a missing file, the cluster's kubeconfig, then one naming an unreachable server: as for
+    kubectl, the missing file is skipped and the first existing file's current context is the cluster tested, by
+    the controller and its workers alike."""
+    other = tmp_path / "other"
+    cfg = yaml.safe_load(Path(kubeconfig).read_text())
+    cfg["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+    other.write_text(yaml.safe_dump(cfg))
+    listed = os.pathsep.join([str(tmp_path / "missing"), kubeconfig, str(other)])
+    rc, out, _ = conformance({"KUBECONFIG": listed, "WORKERS": "2", "ARGS": "-k test_externalname"})
+    assert out.splitlines()[0].startswith(f"netconform: testing the cluster of {listed}"), out
+    assert rc == 0 and "1 passed" in out and "127.0.0.1:1" not in out, out
+
+
 @pytest.mark.timeout(600)
 def test_require_all_on_one_schedulable_node_fails_exactly_the_unsupported_checks(kubeconfig, run_suite):
     """With one schedulable node, node pairs are unsupported: skips that say so, counted apart; under --require=all
