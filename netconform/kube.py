@@ -555,8 +555,10 @@ def connect(kubeconfig: str | None = None, context: str | None = None, timeout_s
     """Load credentials and prove the API server answers; every failure is one readable line. `kubeconfig` is a
     file or a list of them (as in $KUBECONFIG); None reads $KUBECONFIG, or ~/.kube/config."""
     given = kubeconfig_files(kubeconfig) if kubeconfig else None
+    if given == []:  # named, but no file in it (only separators): never the default in its place
+        raise BadKubeconfig(f"kubeconfig {kubeconfig!r} names no file")
     default = default_kubeconfig_files()
-    found = [f for f in (given or default) if f.exists()]
+    found = [f for f in (default if given is None else given) if f.exists()]
     cfg = k8s.Configuration()
     try:
         if given is None and not found and not _in_cluster():
@@ -568,7 +570,7 @@ def connect(kubeconfig: str | None = None, context: str | None = None, timeout_s
             k8s_config.load_incluster_config(client_configuration=cfg)
         else:
             if not found:
-                raise BadKubeconfig(f"kubeconfig {_missing(given or default)}")
+                raise BadKubeconfig(f"kubeconfig {_missing(default if given is None else given)}")
             file = os.pathsep.join(str(f) for f in found)  # the client merges a list as kubectl does
             try:
                 contexts, active = k8s_config.list_kube_config_contexts(config_file=file)

@@ -90,6 +90,9 @@ def test_a_kubeconfig_list_is_read_as_kubectl_reads_it(tmp_path):
         assert rc == 3 and out.startswith(f"netconform: no cluster answered at https://{server}"), out
     rc, out, _ = run_suite(env={"KUBECONFIG": f"{missing}{os.pathsep}{missing}2"})
     assert rc == 2 and out.startswith(f"netconform: no kubeconfig: none of {missing}, {missing}2 (from $KUBECONFIG)")
+    # Named, but only separators: refused, never $KUBECONFIG's cluster in its place.
+    rc, out, _ = run_suite(f"--kube-config={os.pathsep}", env={"KUBECONFIG": str(one)})
+    assert rc == 2 and out.startswith(f"netconform: kubeconfig '{os.pathsep}' names no file"), out
 
 
 def test_a_failures_reproduce_command_names_a_kubeconfig_list_as_kubectl_takes_it():
