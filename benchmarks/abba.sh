@@ -17,7 +17,7 @@ kc=$(netconform cluster kubeconfig) || exit 1
 source benchmarks/quiet.sh
 here=$PWD
 base=$(mktemp -d "${TMPDIR:-/tmp}/netconform-abba.XXXXXX")
-trap 'git -C "$here" worktree remove --force "$base" >/dev/null 2>&1; rm -rf "$base"' EXIT
+trap 'git -C "$here" worktree remove --force "$base" >/dev/null 2>&1; rm -rf "$base"; drop_kubecache' EXIT
 git worktree add -q --detach "$base" "$rev" || exit 1
 # Both compiled before their runs (scripts/bytecode): a worktree without its __pycache__ would compile the suite in
 # each of its runs' five processes, about 0.25 CPU-s each, and look slower than it is.

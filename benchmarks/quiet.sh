@@ -1,4 +1,14 @@
-# Sourced by the benchmarks: `quiet` waits (at most 60 s) until the machine is quiet, under a quarter of its CPU busy
+# Sourced by the benchmarks. kubectl keeps its discovery and HTTP caches in root's ~/.kube/cache unless told otherwise:
+# a benchmark's go to a folder of its own instead (KUBECACHEDIR, read by kubectl, also when work.py runs it), removed
+# by `drop_kubecache` in the script's EXIT trap. A KUBECACHEDIR the caller set is used and left alone.
+if [[ -z ${KUBECACHEDIR:-} ]]; then
+  KUBECACHEDIR=$(mktemp -d "${TMPDIR:-/tmp}/netconform-kubectl-cache.XXXXXX")
+  export KUBECACHEDIR
+  own_kubecache=$KUBECACHEDIR
+fi
+drop_kubecache() { if [[ -n ${own_kubecache:-} ]]; then rm -rf "$own_kubecache"; fi; }
+
+# `quiet` waits (at most 60 s) until the machine is quiet, under a quarter of its CPU busy
 # over a second. The namespaces of the run before are gone well before their pods' runtime, network and policy
 # teardown is (measured: about 2 s more of both cores).
 quiet() {

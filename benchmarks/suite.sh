@@ -22,7 +22,7 @@ workers=${WORKERS:-4}
 source benchmarks/quiet.sh
 # A run's work is counted from `work.py start` to `stop` (benchmarks/work.py); an interrupted run's count is ended.
 work=
-trap 'if [[ -n $work ]]; then python3 benchmarks/work.py drop "$work"; rm -rf "$work"; fi' EXIT
+trap 'if [[ -n $work ]]; then python3 benchmarks/work.py drop "$work"; rm -rf "$work"; fi; drop_kubecache' EXIT
 # The middle line of its input by number (the lower of the two middle ones for an even count): a median.
 middle() {
   local lines

@@ -10,6 +10,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 export PATH="$(netconform cluster bin-dir):$PATH"
 kc=$(netconform cluster kubeconfig) || exit 1
 source benchmarks/quiet.sh
+trap drop_kubecache EXIT
 scripts/bytecode  # the suite compiled first, as make conformance does
 for i in $(seq "${1:-1}"); do
   measured_run "$kc" "run $i" pytest -q -p no:randomly --kube-config="$kc" -n "${WORKERS:-4}" --dist loadfile

@@ -20,6 +20,7 @@ Usage (as root, on the running local cluster, `kubectl` on PATH):
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import re
@@ -94,9 +95,23 @@ def summary(before: Counter[str], after: Counter[str], execs: Counter[str] | Non
     return line + f"; NetworkPolicy {rounds} probe rounds, {connections} connections"
 
 
+_KUBECACHE: list[str] = []
+
+
+def kubectl_env() -> dict[str, str]:
+    """kubectl's environment: its discovery and HTTP caches in a folder of this process's, removed at its exit, not
+    in root's ~/.kube/cache; a KUBECACHEDIR already set (the shell benchmarks set one) is kept."""
+    if os.environ.get("KUBECACHEDIR"):
+        return dict(os.environ)
+    if not _KUBECACHE:
+        _KUBECACHE.append(tempfile.mkdtemp(prefix="netconform-kubectl-cache."))
+        atexit.register(shutil.rmtree, _KUBECACHE[0], True)
+    return {**os.environ, "KUBECACHEDIR": _KUBECACHE[0]}
+
+
 def read_metrics(kubeconfig: str | None) -> str:
     argv = ["kubectl", *([f"--kubeconfig={kubeconfig}"] if kubeconfig else []), "get", "--raw", "/metrics"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=kubectl_env())
     if done.returncode != 0:
         sys.exit(f"work.py: cannot read the API server's metrics: {done.stderr.strip() or done.returncode}")
     return done.stdout
@@ -154,7 +169,7 @@ def settle(kubeconfig: str | None) -> None:
     each namespace), and a count read before it ends would depend on how far it got."""
     argv = ["kubectl", *([f"--kubeconfig={kubeconfig}"] if kubeconfig else [])]
     argv += ["wait", "--for=delete", "namespace", "-l", "netconform.io/run", "--timeout=120s"]
-    subprocess.run(argv, capture_output=True, timeout=150)
+    subprocess.run(argv, capture_output=True, timeout=150, env=kubectl_env())
 
 
 def stop(folder: Path, kubeconfig: str | None, reports: Path) -> str:
