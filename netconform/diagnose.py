@@ -17,8 +17,8 @@ class Diagnosis:
 
     def message(self) -> str:
         lines = [self.what, f"  expected: {self.expected}", f"  observed: {self.observed}"]
-        if self.objects:
-            lines.append(f"  objects:  {'; '.join(self.objects)}")
+        if self.objects:  # each once: a probe's pod is often also among the objects its check names
+            lines.append(f"  objects:  {'; '.join(dict.fromkeys(self.objects))}")
         for i, cmd in enumerate(self.reproduce):
             lines.append(f"  {'reproduce:' if i == 0 else '          '} {cmd}")
         if self.hint:

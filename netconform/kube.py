@@ -557,20 +557,20 @@ def connect(kubeconfig: str | None = None, context: str | None = None, timeout_s
     given = kubeconfig_files(kubeconfig) if kubeconfig else None
     if given == []:  # named, but no file in it (only separators): never the default in its place
         raise BadKubeconfig(f"kubeconfig {kubeconfig!r} names no file")
-    default = default_kubeconfig_files()
-    found = [f for f in (default if given is None else given) if f.exists()]
+    files = default_kubeconfig_files() if given is None else given
+    found = [f for f in files if f.exists()]
     cfg = k8s.Configuration()
     try:
         if given is None and not found and not _in_cluster():
             source = "from $KUBECONFIG" if os.environ.get("KUBECONFIG") else "the default; $KUBECONFIG is not set"
             raise BadKubeconfig(
-                f"no kubeconfig: {_missing(default, source)}; pass --kube-config, or use --provider local"
+                f"no kubeconfig: {_missing(files, source)}; pass --kube-config, or use --provider local"
             )
         if given is None and not found:
             k8s_config.load_incluster_config(client_configuration=cfg)
         else:
             if not found:
-                raise BadKubeconfig(f"kubeconfig {_missing(default if given is None else given)}")
+                raise BadKubeconfig(f"kubeconfig {_missing(files)}")
             file = os.pathsep.join(str(f) for f in found)  # the client merges a list as kubectl does
             try:
                 contexts, active = k8s_config.list_kube_config_contexts(config_file=file)

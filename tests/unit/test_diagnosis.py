@@ -140,3 +140,11 @@ def test_an_exception_is_quoted_by_its_error_line_not_by_the_code_around_it():
     )
     finding = diagnose(run([check("test_tls_own_certificate", "tls", FAILED, message)]))
     assert finding.evidence == ("test_tls_own_certificate: ValueError: Unable to load PEM file",)
+
+
+def test_a_failures_message_names_each_object_once():
+    """A probe's own pod is also often among the objects its check names (the member pod of dnsPolicy None)."""
+    from netconform.diagnose import Diagnosis
+
+    message = Diagnosis("w", "e", "o", ("pod ns/a", "service ns/s", "pod ns/a")).message()
+    assert "  objects:  pod ns/a; service ns/s" in message.splitlines()
