@@ -81,8 +81,9 @@ def expect_table(diagnose: Diagnose, lab: PolicyLab, name: str, via: str | None 
         expected = {c: ok for c, ok in expected.items() if c.via == via}
     observed, took = lab.converge(expected)
     lab.record(name, expected, observed, took)
-    lab.record_nodes(expected, observed)
     wrong = netpol.differences(expected, observed)
+    lasting = lab.lasting(wrong)
+    lab.record_nodes(expected, observed, lasting)
     if wrong:
         sources = sorted({c.src for c in wrong})
         for src in sources:
@@ -91,7 +92,7 @@ def expect_table(diagnose: Diagnose, lab: PolicyLab, name: str, via: str | None 
         tables = netpol.report(expected, observed, lab.pods, lab.short_names)
         diagnose.fail(
             f"NetworkPolicy {name}: {len(wrong)} of {len(expected)} connections differ from what the policies say, "
-            f"{took:.0f}s after they were applied; {where(lab, wrong)}",
+            f"{took:.0f}s after they were applied; {where(lab, lasting)}{once(len(wrong) - len(lasting))}",
             expected="every connection as the truth tables computed from the policies (netconform.netpol)",
             observed=f"{first_differences(wrong, lab.short_names)}\n\npolicies:\n{policies}\n{tables}",
             objects=[f"networkpolicy {p['metadata']['namespace']}/{p['metadata']['name']}" for p in lab.applied],
@@ -103,13 +104,30 @@ def expect_table(diagnose: Diagnose, lab: PolicyLab, name: str, via: str | None 
 
 
 def where(lab: PolicyLab, wrong: list[netpol.Cell]) -> str:
-    """The nodes every differing connection touches (one node's engine broken shows as that node)."""
-    common = set(lab.nodes.values())
-    for c in wrong:
-        common &= {lab.nodes[c.src], lab.nodes[c.dst]}
-    if common and len(set(lab.nodes.values())) > 1:
-        return f"every one of them has an end on node {', '.join(sorted(common))}"
+    """The nodes the differing connections have in common: all from pods on one node to pods on another, all to pods
+    on one, all from pods on one, or each with an end on it (one node's engine broken shows as that node)."""
+    if len(set(lab.nodes.values())) > 1:
+        sources, destinations = ({lab.nodes[getattr(c, side)] for c in wrong} for side in ("src", "dst"))
+        if len(sources) == len(destinations) == 1:
+            (src,), (dst,) = sources, destinations
+            if src == dst:
+                return f"every one of them is between pods on node {src}"
+            return f"every one of them goes from a pod on node {src} to a pod on node {dst}"
+        if len(destinations) == 1:
+            return f"every one of them goes to a pod on node {destinations.pop()}"
+        if len(sources) == 1:
+            return f"every one of them comes from a pod on node {sources.pop()}"
+        common = set(lab.nodes.values())
+        for c in wrong:
+            common &= {lab.nodes[c.src], lab.nodes[c.dst]}
+        if common:
+            return f"every one of them has an end on node {', '.join(sorted(common))}"
     return "they involve pods on nodes " + ", ".join(sorted({lab.nodes[k] for c in wrong for k in (c.src, c.dst)}))
+
+
+def once(count: int) -> str:
+    """The connections left out of `where`: wrong in the last round only."""
+    return f" ({count} more differed in the last round only, not in the one before)" if count else ""
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

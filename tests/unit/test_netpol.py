@@ -309,3 +309,56 @@ def test_a_canary_still_going_through_is_pending_and_one_blocked_is_done() -> No
 
     lab._answers = answers  # type: ignore[method-assign]
     assert lab.not_yet(canaries, deny_y) == [still_open]
+
+
+def test_a_connection_wrong_in_one_round_only_does_not_hide_the_broken_node() -> None:
+    """Node n1 lets every connection in, and in the last round one allowed connection between two pods of n2 timed
+    out as well: the failure is placed by what was wrong in both of the last two rounds, which all go to n1."""
+    from conformance.test_networkpolicy import once, where
+    from netconform.netpol import differences, expected_matrix
+
+    lab = _lab_on_two_nodes()
+    deny_y = expected_matrix([policy("y", {"podSelector": {}, "policyTypes": ["Ingress"]})], NS, lab.pods)
+    n1_lets_all_in = {c: want or lab.nodes[c.dst] == "n1" for c, want in deny_y.items()}
+    stray = next(c for c, want in deny_y.items() if want and lab.nodes[c.src] == lab.nodes[c.dst] == "n2")
+    lab.before_last, lab.last = n1_lets_all_in, {**n1_lets_all_in, stray: False}
+    wrong = differences(deny_y, lab.last)
+
+    lasting = lab.lasting(wrong)
+
+    assert stray in wrong and stray not in lasting
+    assert lasting == differences(deny_y, n1_lets_all_in) != []
+    assert where(lab, lasting) == "every one of them goes to a pod on node n1"
+    assert once(len(wrong) - len(lasting)) == " (1 more differed in the last round only, not in the one before)"
+    assert where(lab, wrong) == "they involve pods on nodes n1, n2", "the stray alone would have hidden n1"
+
+
+def test_rounds_that_agree_on_no_wrong_connection_keep_all_of_them() -> None:
+    """A matrix that flaps as a whole has no lasting difference: every wrong connection of the last round is shown,
+    none is dropped."""
+    from netconform.netpol import differences, expected_matrix
+
+    lab = _lab_on_two_nodes()
+    deny_y = expected_matrix([policy("y", {"podSelector": {}, "policyTypes": ["Ingress"]})], NS, lab.pods)
+    lab.before_last, lab.last = deny_y, {c: True for c in deny_y}
+    wrong = differences(deny_y, lab.last)
+    assert wrong and lab.lasting(wrong) == wrong
+    lab.before_last = {}  # the first round of a convergence: nothing to compare with
+    assert lab.lasting(wrong) == wrong
+
+
+def test_where_names_the_node_every_wrong_connection_leaves_or_touches() -> None:
+    """All between two nodes' pods, all from one node's pods, or all with an end on the same node(s): the failure's
+    first line says which."""
+    from conformance.test_networkpolicy import where
+    from netconform.netpol import Cell
+
+    lab = _lab_on_two_nodes()  # x/a and y/a on n1, x/b and y/b on n2
+    from_n2 = [Cell(XB.key, XA.key, 80, "TCP", "pod"), Cell(YB.key, XB.key, 80, "TCP", "pod")]
+    assert where(lab, from_n2) == "every one of them comes from a pod on node n2"
+    assert where(lab, from_n2[:1]) == "every one of them goes from a pod on node n2 to a pod on node n1"
+    assert where(lab, from_n2[1:]) == "every one of them is between pods on node n2"
+    touching_n2 = [Cell(XB.key, XA.key, 80, "TCP", "pod"), Cell(YA.key, YB.key, 80, "TCP", "pod")]
+    assert where(lab, touching_n2) == "every one of them has an end on node n1, n2"
+    crossing_and_within = [*touching_n2, Cell(XA.key, YA.key, 80, "TCP", "pod")]
+    assert where(lab, crossing_and_within) == "every one of them has an end on node n1"
