@@ -10,6 +10,7 @@ from typing import ClassVar
 from . import paths
 
 BRIDGE = "ncbr0"
+NODE_UPLINK = "eth0"  # each node namespace's link to BRIDGE, the way to the host and the other nodes
 INGRESS_DOMAIN = "netconform.test"  # the suite's default --ingress-domain
 CLUSTER_DOMAIN = "cluster.local"
 API_PORT = 6443

@@ -55,11 +55,11 @@ def create_bridge(ranges: config.Ranges) -> None:
 
 def create_node_netns(node: Node) -> None:
     _ip("netns", "add", node.netns)
-    _ip("link", "add", node.host_veth, "type", "veth", "peer", "name", "eth0", "netns", node.netns)
+    _ip("link", "add", node.host_veth, "type", "veth", "peer", "name", config.NODE_UPLINK, "netns", node.netns)
     _ip("link", "set", node.host_veth, "master", config.BRIDGE, "up")
-    _ip("addr", "add", f"{node.ip}/{node.ranges.node_subnet.prefixlen}", "dev", "eth0", netns=node.netns)
+    _ip("addr", "add", f"{node.ip}/{node.ranges.node_subnet.prefixlen}", "dev", config.NODE_UPLINK, netns=node.netns)
     _ip("link", "set", "lo", "up", netns=node.netns)
-    _ip("link", "set", "eth0", "up", netns=node.netns)
+    _ip("link", "set", config.NODE_UPLINK, "up", netns=node.netns)
     _ip("route", "add", "default", "via", node.ranges.host_ip, netns=node.netns)
     set_sysctls(
         {
