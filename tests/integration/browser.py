@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -53,9 +54,18 @@ def available() -> bool:
 
 
 def chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
-    """Chromium in a network namespace of its own (only a down loopback): the report must need no network."""
+    """Chromium in a network namespace of its own (only a down loopback): the report must need no network. Its home
+    is in the profile's folder too: outside --user-data-dir it still writes ~/.config/chromium/Crash Reports and
+    ~/.cache/dconf, which the project's tests left in root's home (seen 2026-12-05)."""
     cmd = ["unshare", "--net", CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    home = profile.with_name(f"{profile.name}-home")
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+    }
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
 
 
 def measure(report: Path, work: Path) -> dict[str, dict[str, int]]:
