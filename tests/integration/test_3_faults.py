@@ -212,8 +212,9 @@ def mark_policy_allowed(node: str) -> Callable[[Ctx], None]:
     Only traffic from other nodes, which passes one pod chain on its way in, the one that takes the bit. A packet
     between two pods of the node is bridged, and kube-router v2.1.0 jumps to a pod's chain twice for it (with and
     without `--physdev-is-bridged`): the first pass clears the bit and the second rejects, so the bit changes nothing
-    there. Marking the node's outgoing traffic too let its pods' egress out as well: wrong connections went both ways
-    between the nodes, and what they had in common, an end on each node, named neither (2 of 3 runs failed so)."""
+    there (in 3 runs that marked it, no connection within the node went wrong). Marking the node's outgoing traffic
+    too let its pods' egress out as well: wrong connections went both ways between the nodes, and what they had in
+    common, an end on each node, named neither (one of those runs ended with a diagnosis that placed it nowhere)."""
 
     def act(ctx: Ctx) -> None:
         cidr = kubectl(ctx.kubeconfig, "get", "node", node, "-o", "jsonpath={.spec.podCIDR}").stdout
