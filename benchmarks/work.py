@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import functools
 import json
 import os
 import re
@@ -95,18 +96,20 @@ def summary(before: Counter[str], after: Counter[str], execs: Counter[str] | Non
     return line + f"; NetworkPolicy {rounds} probe rounds, {connections} connections"
 
 
-_KUBECACHE: list[str] = []
+@functools.cache
+def own_kubecache() -> str:
+    """A folder for kubectl's caches, made once per process and removed at its exit."""
+    folder = tempfile.mkdtemp(prefix="netconform-kubectl-cache.")
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def kubectl_env() -> dict[str, str]:
-    """kubectl's environment: its discovery and HTTP caches in a folder of this process's, removed at its exit, not
-    in root's ~/.kube/cache; a KUBECACHEDIR already set (the shell benchmarks set one) is kept."""
+    """kubectl's environment: its discovery and HTTP caches in a folder of this process's, not in root's
+    ~/.kube/cache; a KUBECACHEDIR already set (the shell benchmarks set one) is kept."""
     if os.environ.get("KUBECACHEDIR"):
         return dict(os.environ)
-    if not _KUBECACHE:
-        _KUBECACHE.append(tempfile.mkdtemp(prefix="netconform-kubectl-cache."))
-        atexit.register(shutil.rmtree, _KUBECACHE[0], True)
-    return {**os.environ, "KUBECACHEDIR": _KUBECACHE[0]}
+    return {**os.environ, "KUBECACHEDIR": own_kubecache()}
 
 
 def read_metrics(kubeconfig: str | None) -> str:
