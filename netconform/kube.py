@@ -474,9 +474,15 @@ def _plain(_client: object, obj: Obj) -> Obj:
 
 
 def _with_labels(doc: Obj, labels: dict[str, str]) -> Obj:
+    """`doc` with `labels` added, on its pod template too (a Deployment's): the pods and ReplicaSets a controller
+    makes from it carry them as well, so `kubectl get pods -l netconform.io/run=<run>` finds every pod of a run."""
     doc = copy.deepcopy(doc)
     meta = doc.setdefault("metadata", {})
     meta["labels"] = {**(meta.get("labels") or {}), **labels}
+    template = (doc.get("spec") or {}).get("template")
+    if isinstance(template, dict) and labels:
+        tmeta = template.setdefault("metadata", {})
+        tmeta["labels"] = {**(tmeta.get("labels") or {}), **labels}
     return doc
 
 

@@ -194,6 +194,38 @@ def run_namespaces(kubeconfig: str, run: str) -> list[tuple[str, bool]]:
     return [(name, deleted != "<none>") for name, deleted in rows]
 
 
+class PodWatch:
+    """Every pod the cluster adds while it is open, as (namespace, name, run label, owner kind), from
+    `kubectl get pods -A --watch`: a run's pods include those its Deployments' controllers make."""
+
+    COLUMNS = (
+        "E:.type,NS:.object.metadata.namespace,N:.object.metadata.name,"
+        r"RUN:.object.metadata.labels.netconform\.io/run,OWNER:.object.metadata.ownerReferences[0].kind"
+    )
+
+    def __init__(self, kubeconfig: str) -> None:
+        self.kubeconfig = kubeconfig
+        self.added: list[tuple[str, str, str, str]] = []
+
+    def __enter__(self) -> PodWatch:
+        argv = ["kubectl", f"--kubeconfig={self.kubeconfig}", f"--cache-dir={KUBE_CACHE}", "get", "pods", "-A"]
+        argv += ["--watch", "--output-watch-events", "--no-headers", "-o", f"custom-columns={self.COLUMNS}"]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=30)
+        for line in out.splitlines():
+            fields = line.split()
+            if len(fields) == 5 and fields[0] == "ADDED":
+                self.added.append((fields[1], fields[2], fields[3], fields[4]))
+
+    def of_run(self, run_id: str) -> list[tuple[str, str, str, str]]:
+        """The pods added in the run's namespaces (nc-<area>-<run>[-<part>])."""
+        return [p for p in self.added if f"-{run_id}" in p[0]]
+
+
 def identity_kubeconfig(admin: str, out: Path, user: dict[str, object]) -> Path:
     """The admin kubeconfig's cluster with another identity."""
     import yaml

@@ -6,6 +6,7 @@ from __future__ import annotations
 import browser
 import pytest
 
+from conftest import PodWatch
 from netconform.cluster import lifecycle
 
 #: The node-pair layers a healthy 2-node run draws (netconform.report.model.LAYERS).
@@ -13,9 +14,12 @@ LAYERS = 9
 
 
 @pytest.mark.timeout(600)
-def test_suite_passes_on_the_healthy_local_cluster(run_suite, record_property, measured, least_privileged):
-    """The whole suite, run as a ServiceAccount bound to exactly the rights `netconform rbac` prints."""
-    run = run_suite(kube_config=least_privileged(privileged=True))
+def test_suite_passes_on_the_healthy_local_cluster(run_suite, record_property, measured, least_privileged, kubeconfig):
+    """The whole suite, run as a ServiceAccount bound to exactly the rights `netconform rbac` prints; every pod in
+    its namespaces carries the run's label, but cert-manager's own ACME solver."""
+    identity = least_privileged(privileged=True)
+    with PodWatch(kubeconfig) as pods:
+        run = run_suite(kube_config=identity)
     measured["healthy_suite_seconds"] = run.seconds
     record_property("suite_seconds", f"{run.seconds:.1f}")
     failed = run.ids("failed") | run.ids("error")
@@ -25,6 +29,12 @@ def test_suite_passes_on_the_healthy_local_cluster(run_suite, record_property, m
         f"{t}: {run.messages[t]}" for t in sorted(run.ids("skipped"))
     )
     assert run.rc == 0, run.output
+    of_run = pods.of_run(run.run_id)
+    assert len(of_run) >= 30, f"the pod watch saw {len(of_run)} pods of the run: {of_run}"
+    unlabelled = [
+        f"{ns}/{name} (made by a {owner})" for ns, name, run_label, owner in of_run if run_label != run.run_id
+    ]
+    assert all(p.endswith("(made by a Challenge)") for p in unlabelled), f"pods without the run's label: {unlabelled}"
     print(f"suite: {len(run.ids('passed'))} passed, {len(run.ids('skipped'))} skipped in {run.seconds:.1f}s")
     HEALTHY_RUN.append(run)
 

@@ -85,3 +85,26 @@ def test_rewrite_reaches_deployments_pods_and_init_containers():
     out = [manifests.rewrite_images(d, "m.io") for d in docs]
     assert manifests.images_of(out[0]) == ["m.io/c:2", "m.io/i:1"]
     assert manifests.images_of(out[1]) == ["m.io/c:3"]
+
+
+def test_the_run_label_goes_on_a_deployments_pods_too():
+    """A Deployment's pods carry the run's label (kubectl get pods -l netconform.io/run=<run> finds every pod of a
+    run); its selector stays as written, so the label never changes which pods a Service or the Deployment picks."""
+    from netconform.kube import RUN_LABEL, _with_labels
+
+    (doc,) = manifests.load("common", "server", {"NAME": "web", "REPLICAS": "2", "IMAGE": "img"})
+    labelled = _with_labels(doc, {RUN_LABEL: "r1"})
+    assert labelled["metadata"]["labels"][RUN_LABEL] == "r1"
+    assert labelled["spec"]["template"]["metadata"]["labels"] == {
+        **doc["spec"]["template"]["metadata"]["labels"],
+        RUN_LABEL: "r1",
+    }
+    assert labelled["spec"]["selector"] == doc["spec"]["selector"]
+    assert RUN_LABEL not in doc["spec"]["template"]["metadata"]["labels"]  # the manifest itself is left as it was
+
+
+def test_an_object_without_a_pod_template_gets_the_label_on_itself_only():
+    from netconform.kube import RUN_LABEL, _with_labels
+
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"selector": {"app": "web"}}}
+    assert _with_labels(svc, {RUN_LABEL: "r1"}) == {**svc, "metadata": {"name": "s", "labels": {RUN_LABEL: "r1"}}}
