@@ -19,14 +19,20 @@ from netconform.probes import ProbePod
 
 pytestmark = pytest.mark.dns
 
+#: The run's probe pod is this module's client, and the module's objects live beside it in the run's namespace, so
+#: its short names resolve there as in a namespace of the module's own: a pod and a namespace fewer per run (#12).
+SHARED_CLIENT = True
+
+#: The ClusterIP Service whose names are resolved (short, namespaced, fully qualified, SRV).
+SERVICE = "dns-web"
+
 
 def prestart(stage: Stage) -> None:
     """The pod with its own DNS name and settings, the Service in front of it, and a probe pod on every node,
     requested at the start of the run."""
-    ws = stage.workloads
-    ws.apply(member_docs(stage.cluster, ws))
-    ws.apply(web_service_docs(ws))
     if stage.run:
+        stage.run.apply(member_docs(stage.cluster, stage.run))
+        stage.run.apply(web_service_docs(stage.run))
         for node in nodes_under_test(stage.cluster):
             stage.run.request_pinned_client(node)
 
@@ -36,17 +42,18 @@ def member_docs(cluster: ClusterHandle, ws: Workloads) -> list[dict[str, Any]]:
 
 
 def web_service_docs(ws: Workloads) -> list[dict[str, Any]]:
-    """A ClusterIP Service named `web` whose backend is the member pod (a pod of its own would only cost a start)."""
-    docs = ws.render("clusterip", "service", NAME="web")
+    """A ClusterIP Service named SERVICE whose backend is the member pod (a pod of its own would only cost a
+    start)."""
+    docs = ws.render("clusterip", "service", NAME=SERVICE)
     docs[0]["spec"]["selector"] = {"app": "crew"}
     return docs
 
 
 @pytest.fixture(scope="module")
-def service(workloads: Workloads, member: ProbePod) -> ServiceRef:
-    """A ClusterIP Service named `web` with one ready backend (the member pod)."""
-    svc = next(d for d in workloads.apply(web_service_docs(workloads)) if d["kind"] == "Service")
-    workloads.wait_endpoints("web", {member.ip})
+def service(run_workloads: Workloads, member: ProbePod) -> ServiceRef:
+    """A ClusterIP Service named SERVICE with one ready backend (the member pod)."""
+    svc = next(d for d in run_workloads.apply(web_service_docs(run_workloads)) if d["kind"] == "Service")
+    run_workloads.wait_endpoints(SERVICE, {member.ip})
     return ServiceRef.of(svc)
 
 
@@ -69,7 +76,7 @@ def test_dns_service_name_resolves_to_clusterip(
     form: str,
     proto: str,
 ) -> None:
-    """`web`, `web.<ns>` and `web.<ns>.svc.<domain>` resolve to the ClusterIP, over UDP and over TCP."""
+    """`dns-web`, `dns-web.<ns>` and `dns-web.<ns>.svc.<domain>` resolve to the ClusterIP, over UDP and over TCP."""
     cluster_dns.require()
     name = names(service, cluster.info.cluster_domain)[form]
     diagnose.until(
@@ -123,7 +130,8 @@ def test_dns_cluster_dns_service_has_ready_endpoints(diagnose: Diagnose, cluster
 def test_dns_srv_records_name_each_named_port(
     cluster_dns: Precondition, diagnose: Diagnose, cluster: ClusterHandle, client: ProbePod, service: ServiceRef
 ) -> None:
-    """`_http._tcp.web.<ns>.svc.<domain>` and `_udp._udp.web...` are SRV records naming the Service and its port."""
+    """`_http._tcp.dns-web.<ns>.svc.<domain>` and `_udp._udp.dns-web...` are SRV records naming the Service and its
+    port."""
     cluster_dns.require()
     fqdn = names(service, cluster.info.cluster_domain)["fqdn"]
     for port, proto, number in (("http", "tcp", 80), ("udp", "udp", 81)):
@@ -145,11 +153,11 @@ def has_srv(want: str) -> Callable[[probes.DnsAnswer], bool]:
 
 
 @pytest.fixture(scope="module")
-def member(cluster: ClusterHandle, workloads: Workloads) -> ProbePod:
+def member(cluster: ClusterHandle, run_workloads: Workloads) -> ProbePod:
     """The pod with hostname "member" under headless Service "crew", and dnsPolicy None, once ready."""
-    workloads.apply(member_docs(cluster, workloads))
-    pod = workloads.wait_pod("member")
-    return ProbePod(workloads.kube, workloads.namespace, pod.name, pod.ip, pod.node)
+    run_workloads.apply(member_docs(cluster, run_workloads))
+    pod = run_workloads.wait_pod("member")
+    return ProbePod(run_workloads.kube, run_workloads.namespace, pod.name, pod.ip, pod.node)
 
 
 def test_dns_pod_hostname_and_subdomain_get_their_own_a_record(
