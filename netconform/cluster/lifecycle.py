@@ -33,6 +33,7 @@ from . import (
     preflight,
     procs,
     timings,
+    xtables,
 )
 from .config import Node
 
@@ -319,6 +320,7 @@ def _start(
     for n in cluster.nodes:
         network.create_node_netns(n)
     say("network: bridge and node namespaces")
+    say(f"  the nodes' iptables: {xtables.prepare()}")
     clients = {
         "admin": ("netconform-admin", ("system:masters",)),
         "controller-manager": ("system:kube-controller-manager", ()),

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import cgroups, paths
+from . import cgroups, paths, xtables
 
 
 class ComponentFailed(RuntimeError):
@@ -64,11 +64,13 @@ def start(
     name: str, argv: list[str], netns: str | None = None, env: dict[str, str] | None = None, nice: int = 0
 ) -> int:
     """Start a detached process (network namespace only switched, mounts shared) in the tracking cgroup, and record
-    its pid. `nice` > 0 lowers its CPU priority: see `lower_priority`."""
+    its pid. A process in a node's namespace finds the node's iptables first (xtables). `nice` > 0 lowers its CPU
+    priority: see `lower_priority`."""
     paths.LOGS.mkdir(parents=True, exist_ok=True)
     pid_dir().mkdir(parents=True, exist_ok=True)
     if netns:
         argv = ["nsenter", f"--net=/var/run/netns/{netns}", "--", *argv]
+        env = {**xtables.node_env(), **(env or {})}
     if nice:
         argv = ["nice", "-n", str(nice), *argv]
     cg = tracking_cgroup()
@@ -201,11 +203,14 @@ def run(
     input: str | None = None,
     timeout_s: float = 60,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a host command (ip, iptables, mount, ...) with a deadline; a hang becomes an error that names it."""
+    """Run a host command (ip, iptables, mount, ...) with a deadline; a hang becomes an error that names it. In a
+    node's namespace (`netns`) the command finds the node's iptables first (xtables)."""
+    env = None
     if netns:
         argv = ["ip", "netns", "exec", netns, *argv]
+        env = {**os.environ, **xtables.node_env()}
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout_s)
+        proc = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"`{' '.join(argv)}` did not finish within {timeout_s:.0f} s") from None
     if check and proc.returncode != 0:

@@ -30,7 +30,7 @@ def node_namespaces() -> list[str]:
 def in_nodes(*cmd: str) -> None:
     """Run a command in every node's network namespace."""
     for ns in node_namespaces():
-        procs.run(["ip", "netns", "exec", ns, *cmd])
+        procs.run([*cmd], netns=ns)
 
 
 def add_rule(table: str, chain: str, *match: str) -> None:
@@ -98,7 +98,7 @@ def _drop_affinity(item: pytest.Item) -> None:
     while time.monotonic() - quiet_since < 2:
         counts = [
             procs.run(
-                ["ip", "netns", "exec", ns, "sh", "-c", "iptables -w -t nat -S | grep -c -e '--rcheck'"], check=False
+                ["sh", "-c", "iptables -w -t nat -S | grep -c -e '--rcheck'"], netns=ns, check=False
             ).stdout.strip()
             for ns in node_namespaces()
         ]
@@ -145,11 +145,12 @@ def clear_rules() -> None:
     """Remove every rule a fault of this plugin added (by its comment)."""
     for ns in node_namespaces():
         for table in FAULT_TABLES:
-            rules = procs.run(["ip", "netns", "exec", ns, "iptables", "-w", "-t", table, "-S"], check=False).stdout
+            rules = procs.run(["iptables", "-w", "-t", table, "-S"], netns=ns, check=False).stdout
             for rule in rules.splitlines():
                 if FAULT_COMMENT in rule and rule.startswith("-A "):
                     args = rule.split()[1:]
                     procs.run(
-                        ["ip", "netns", "exec", ns, "iptables", "-w", "-t", table, "-D", *[a.strip('"') for a in args]],
+                        ["iptables", "-w", "-t", table, "-D", *[a.strip('"') for a in args]],
+                        netns=ns,
                         check=False,
                     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ import pytest
 from faultplugin import FAULT_COMMENT, FAULT_TABLES, add_rule, clear_rules, node_namespaces
 
 from conftest import SuiteRun, kubectl
-from netconform.cluster import config, lifecycle, procs
+from netconform.cluster import config, lifecycle, procs, xtables
 
 
 @dataclass
@@ -97,10 +98,10 @@ def stop_components(prefix: str, *nodes: str) -> None:
 def stop_kube_proxy(ctx: Ctx) -> None:
     stop_components("kube-proxy-")
     for ns in node_namespaces():
-        chains = procs.run(["ip", "netns", "exec", ns, "iptables", "-w", "-t", "nat", "-S"]).stdout
+        chains = procs.run(["iptables", "-w", "-t", "nat", "-S"], netns=ns).stdout
         for line in chains.splitlines():
             if line.startswith("-N KUBE-"):
-                procs.run(["ip", "netns", "exec", ns, "iptables", "-w", "-t", "nat", "-F", line.split()[1]])
+                procs.run(["iptables", "-w", "-t", "nat", "-F", line.split()[1]], netns=ns)
 
 
 def start_kube_proxy(ctx: Ctx) -> None:
@@ -111,9 +112,7 @@ def start_kube_proxy(ctx: Ctx) -> None:
     deadline = time.monotonic() + 30
     while waiting and time.monotonic() < deadline:
         for ns in sorted(waiting):
-            rules = procs.run(
-                ["ip", "netns", "exec", ns, "iptables", "-w", "-t", "nat", "-S", "KUBE-SERVICES"], check=False
-            ).stdout
+            rules = procs.run(["iptables", "-w", "-t", "nat", "-S", "KUBE-SERVICES"], netns=ns, check=False).stdout
             if rules.count("\n") > 3:
                 waiting.discard(ns)
         if waiting:
@@ -219,9 +218,10 @@ def mark_policy_allowed(node: str) -> Callable[[Ctx], None]:
     def act(ctx: Ctx) -> None:
         cidr = kubectl(ctx.kubeconfig, "get", "node", node, "-o", "jsonpath={.spec.podCIDR}").stdout
         procs.run(
-            ["ip", "netns", "exec", node, "iptables", "-w", "-t", "mangle", "-I", "PREROUTING"]
+            ["iptables", "-w", "-t", "mangle", "-I", "PREROUTING"]
             + ["-i", config.NODE_UPLINK, "-d", cidr, "-m", "comment", "--comment", FAULT_COMMENT]
-            + ["-j", "MARK", "--set-xmark", ENGINE_ALLOWED_MARK]
+            + ["-j", "MARK", "--set-xmark", ENGINE_ALLOWED_MARK],
+            netns=node,
         )
 
     return act
@@ -312,7 +312,9 @@ def node_loops(script: str, *nodes: str) -> Callable[[Ctx], None]:
     def act(ctx: Ctx) -> None:
         loop = f"while true; do {script}; sleep 0.1; done"
         for ns in nodes or node_namespaces():
-            FLUSHER.append(subprocess.Popen(["ip", "netns", "exec", ns, "sh", "-c", loop]))
+            # The node's own iptables (xtables), as its proxy and policy engine use them.
+            env = {**os.environ, **xtables.node_env()}
+            FLUSHER.append(subprocess.Popen(["ip", "netns", "exec", ns, "sh", "-c", loop], env=env))
 
     return act
 
@@ -342,7 +344,7 @@ def hairpin_back_on(ctx: Ctx) -> None:
     """Stop the loops and set hairpin mode again on every pod's bridge port, as the CNI plugin had set it."""
     stop_loops()
     for ns in node_namespaces():
-        procs.run(["ip", "netns", "exec", ns, "sh", "-c", HAIRPIN_OFF.replace("hairpin off", "hairpin on")])
+        procs.run(["sh", "-c", HAIRPIN_OFF.replace("hairpin off", "hairpin on")], netns=ns)
 
 
 def nothing(ctx: Ctx) -> None:
@@ -714,9 +716,7 @@ def healthy(ctx: Ctx) -> None:
     assert not lifecycle.ensure_network_policy(lifecycle.current()), "the NetworkPolicy engine was not running"
     for ns in node_namespaces():
         for table in FAULT_TABLES:
-            assert (
-                FAULT_COMMENT not in procs.run(["ip", "netns", "exec", ns, "iptables", "-w", "-t", table, "-S"]).stdout
-            )
+            assert FAULT_COMMENT not in procs.run(["iptables", "-w", "-t", table, "-S"], netns=ns).stdout
 
 
 def matching(run: SuiteRun, fragments: tuple[str, ...]) -> dict[str, str]:
