@@ -9,8 +9,8 @@ Why: kube-router saves and restores its node's whole filter table on every sync,
 each of its own, each time a process. The same node ruleset (1213 rules, taken from a 2-node run) in a scratch
 namespace, 50 times each: `iptables-save -t filter` 7.8 ms of CPU with the nf_tables backend and 2.2 ms with the
 legacy one, a restore of the filter table 7.2 and 3.2 ms; a single `-C` or `-S` call 1.6 and 1.5 ms (starting the
-process is most of it). Over a whole 2-node run the `iptables`, `-save` and `-restore` processes took 3.5 CPU-s
-instead of 4.5-4.6 (`benchmarks/cpu_by_command.py`, 2026-12-05).
+process is most of it). Over a whole 2-node run the `iptables`, `-save` and `-restore` processes took 3.6-3.8 CPU-s
+instead of 4.3-5.1 (`benchmarks/cpu_by_command.py`, fresh clusters before and after in turn, 4 runs each, 2026-12-05).
 
 Never loads a kernel module: a legacy table the kernel has as a module would be loaded on the host at the first call
 in a node. So the legacy tools are used only when the kernel's configuration (/proc/config.gz) has every table the

@@ -30,7 +30,7 @@ def node_namespaces() -> list[str]:
 def in_nodes(*cmd: str) -> None:
     """Run a command in every node's network namespace."""
     for ns in node_namespaces():
-        procs.run([*cmd], netns=ns)
+        procs.run(list(cmd), netns=ns)
 
 
 def add_rule(table: str, chain: str, *match: str) -> None:
