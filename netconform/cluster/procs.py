@@ -196,6 +196,11 @@ def pids_matching(fragments: tuple[str, ...]) -> list[int]:
     return found
 
 
+def in_node(netns: str, argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """`argv` as run in a node's network namespace, and its environment: the node's iptables first (xtables)."""
+    return ["ip", "netns", "exec", netns, *argv], {**os.environ, **xtables.node_env()}
+
+
 def run(
     argv: list[str],
     netns: str | None = None,
@@ -207,8 +212,7 @@ def run(
     node's namespace (`netns`) the command finds the node's iptables first (xtables)."""
     env = None
     if netns:
-        argv = ["ip", "netns", "exec", netns, *argv]
-        env = {**os.environ, **xtables.node_env()}
+        argv, env = in_node(netns, argv)
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -16,7 +15,7 @@ import pytest
 from faultplugin import FAULT_COMMENT, FAULT_TABLES, add_rule, clear_rules, node_namespaces
 
 from conftest import SuiteRun, kubectl
-from netconform.cluster import config, lifecycle, procs, xtables
+from netconform.cluster import config, lifecycle, procs
 
 
 @dataclass
@@ -312,9 +311,8 @@ def node_loops(script: str, *nodes: str) -> Callable[[Ctx], None]:
     def act(ctx: Ctx) -> None:
         loop = f"while true; do {script}; sleep 0.1; done"
         for ns in nodes or node_namespaces():
-            # The node's own iptables (xtables), as its proxy and policy engine use them.
-            env = {**os.environ, **xtables.node_env()}
-            FLUSHER.append(subprocess.Popen(["ip", "netns", "exec", ns, "sh", "-c", loop], env=env))
+            argv, env = procs.in_node(ns, ["sh", "-c", loop])  # the node's iptables, as its proxy uses them
+            FLUSHER.append(subprocess.Popen(argv, env=env))
 
     return act
 
